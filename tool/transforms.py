@@ -1,0 +1,140 @@
+"""Training augmentations on numpy arrays, each drawing from an explicit
+`np.random.Generator` so a run is reproducible.
+
+Recipes they serve:
+- psa classifier (train_cls): random_resize_long(256, 512) -> random_hflip -> color_jitter
+  -> normalize -> random_crop(448) (zero padding after normalisation, image placed at a
+  random spot of the crop when smaller).
+- psa AffinityNet (train_aff): random_resize_long(448, 768) -> color_jitter -> normalize ->
+  random_crop(448) of image and CRF label maps together -> random_hflip.
+- AuxSegNet (train_AuxAff): random_scale(one scale per batch in [0.7, 1.3]; image and
+  saliency bilinear, labels nearest) -> random_hflip -> normalize ->
+  random_crop(321, pad_at="top_left", label_pad=0).
+"""
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance
+
+from network.resnet38d import normalize_image as normalize  # noqa: F401 (re-exported)
+
+CV2_INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+PAD_PLACEMENTS = ("random", "top_left")
+
+_rng_by_seed = {}
+
+
+def worker_rng():
+    """A Generator seeded from torch's per-process seed: a different stream in every
+    DataLoader worker and epoch, reproducible under torch.manual_seed."""
+    seed = torch.initial_seed()
+    if seed not in _rng_by_seed:
+        _rng_by_seed.clear()
+        _rng_by_seed[seed] = np.random.default_rng(seed)
+    return _rng_by_seed[seed]
+
+
+def random_resize_long(rgb, min_long, max_long, rng):
+    """Resize so the long side is an integer drawn from [min_long, max_long] (both
+    included), the short side round(short * long_new / long); PIL bicubic (psa)."""
+    target = int(rng.integers(min_long, max_long, endpoint=True))
+    h, w = rgb.shape[:2]
+    size = (int(round(w * target / h)), target) if w < h else (target, int(round(h * target / w)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
+
+
+def shift_hue(img, hue):
+    """Rotate the PIL HSV hue channel by `hue` of a full turn (in [-0.5, 0.5])."""
+    h, s, v = img.convert("HSV").split()
+    shifted = (np.asarray(h, np.int16) + int(round(hue * 255))) % 256
+    hsv = Image.merge("HSV", (Image.fromarray(shifted.astype(np.uint8), "L"), s, v))
+    return hsv.convert("RGB")
+
+
+def color_jitter(rgb, rng, brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1):
+    """torchvision-style ColorJitter on uint8 RGB: brightness/contrast/saturation factors
+    drawn from [max(0, 1 - x), 1 + x], a hue shift from [-hue, hue], applied in a random
+    order (psa: 0.3, 0.3, 0.3, 0.1)."""
+    bright, contr, satur = (rng.uniform(max(0.0, 1 - x), 1 + x)
+                            for x in (brightness, contrast, saturation))
+    hue_shift = rng.uniform(-hue, hue)
+    ops = (lambda im: ImageEnhance.Brightness(im).enhance(bright),
+           lambda im: ImageEnhance.Contrast(im).enhance(contr),
+           lambda im: ImageEnhance.Color(im).enhance(satur),
+           lambda im: shift_hue(im, hue_shift))
+    img = Image.fromarray(np.asarray(rgb, np.uint8))
+    for index in rng.permutation(len(ops)):
+        img = ops[index](img)
+    return np.asarray(img)
+
+
+def _one_or_tuple(arrays):
+    return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+
+def hflip(*arrays):
+    """Mirror HxW[xC] arrays left-right (copies); one array in, one out."""
+    return _one_or_tuple([np.ascontiguousarray(a[:, ::-1]) for a in arrays])
+
+
+def random_hflip(rng, *arrays):
+    """hflip all arrays together with probability 0.5."""
+    return hflip(*arrays) if rng.random() < 0.5 else _one_or_tuple(list(arrays))
+
+
+def crop_axis_window(size, crop_size, rng, pad_at):
+    """(source start, destination start, length) along one axis: a random window when the
+    axis is longer than the crop; else the whole axis, placed at a random offset
+    ("random", psa) or at 0 ("top_left", AuxSegNet)."""
+    space = size - crop_size
+    if space > 0:
+        return int(rng.integers(0, space, endpoint=True)), 0, crop_size
+    offset = int(rng.integers(0, -space, endpoint=True)) if pad_at == "random" else 0
+    return 0, offset, size
+
+
+def paste_window(array, windows, crop_size, fill, spatial_axis):
+    """Copy the windows of `array` (spatial axes spatial_axis, spatial_axis + 1) into a
+    crop_size x crop_size container filled with `fill`."""
+    shape = list(array.shape)
+    shape[spatial_axis:spatial_axis + 2] = (crop_size, crop_size)
+    out = np.full(shape, fill, dtype=array.dtype)
+    src = [slice(None)] * array.ndim
+    dst = [slice(None)] * array.ndim
+    for axis, (start, offset, length) in zip((spatial_axis, spatial_axis + 1), windows):
+        src[axis] = slice(start, start + length)
+        dst[axis] = slice(offset, offset + length)
+    out[tuple(dst)] = array[tuple(src)]
+    return out
+
+
+def random_crop(image_chw, crop_size, rng, labels=(), label_pad=255, pad_at="random"):
+    """Square crop of a normalised (C, H, W) image, zero padded where it is smaller, and the
+    same window of each label map (H, W[, ...]) padded with `label_pad` (a value or one per
+    label; AuxSegNet pads its labels with 0). Returns the image, or (image, *labels)."""
+    if pad_at not in PAD_PLACEMENTS:
+        raise ValueError(f"pad_at must be one of {PAD_PLACEMENTS}, got {pad_at!r}")
+    h, w = image_chw.shape[1:3]
+    windows = [crop_axis_window(size, crop_size, rng, pad_at) for size in (h, w)]
+    image = paste_window(np.asarray(image_chw, np.float32), windows, crop_size, 0, 1)
+    pads = np.broadcast_to(np.asarray(label_pad), (len(labels),))
+    crops = [paste_window(np.asarray(lab), windows, crop_size, pad, 0)
+             for lab, pad in zip(labels, pads)]
+    return _one_or_tuple([image] + crops)
+
+
+def scaled_size(h, w, scale):
+    """(width, height) as AuxSegNet computes it: int(side * scale) (truncation)."""
+    return max(1, int(w * scale)), max(1, int(h * scale))
+
+
+def random_scale(image, scale, labels=(), interpolation="bilinear"):
+    """Resize an HxW[x3] image (float32 result, OpenCV bilinear or bicubic) and label maps
+    (nearest) by `scale`; the caller draws the scale (AuxSegNet: one per batch from
+    [0.7, 1.3]). Saliency maps go in as images. Returns the image, or (image, *labels)."""
+    size = scaled_size(*np.shape(image)[:2], scale)
+    out = [cv2.resize(np.asarray(image, np.float32), size,
+                      interpolation=CV2_INTERPOLATION[interpolation])]
+    out += [cv2.resize(np.asarray(lab), size, interpolation=cv2.INTER_NEAREST) for lab in labels]
+    return _one_or_tuple(out)
+
