@@ -40,11 +40,11 @@ def dense_crf(img, unary, params, t, scale_factor=1):
     h, w = img.shape[:2]
     n_labels = unary.shape[0]
     crf = dcrf.DenseCRF2D(w, h, n_labels)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+    crf.setUnaryEnergy(np.array(unary, dtype=np.float32, order="C"))
     crf.addPairwiseGaussian(sxy=params.gauss_sxy / scale_factor, compat=params.gauss_compat)
     crf.addPairwiseBilateral(sxy=params.bilateral_sxy / scale_factor,
                              srgb=params.bilateral_srgb,
-                             rgbim=np.ascontiguousarray(img, dtype=np.uint8),
+                             rgbim=np.array(img, dtype=np.uint8, order="C"),  # writable copy
                              compat=params.bilateral_compat)
     q = crf.inference(t)
     return np.asarray(q, dtype=np.float32).reshape((n_labels, h, w))

@@ -1,0 +1,46 @@
+"""AuxSegNet heuristic CAM + saliency fusion (golden case 5 `fusion_cam`)."""
+import numpy as np
+import pytest
+
+from golden import load_golden, needs_golden
+from tool.fusion import fuse_cam_saliency
+
+
+@needs_golden
+@pytest.mark.parametrize("batch", [0, 1])
+def test_fusion_matches_auxsegnet_exactly(batch):
+    g = load_golden("fn_auxsegnet_imutils.npz")
+    out = fuse_cam_saliency(g["cam"][batch], g["sal"][batch], g["label"][batch])
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, g["fusion_cam__gt"][batch])
+
+
+def test_fusion_rules_on_four_pixels():
+    cams = np.zeros((20, 1, 4), np.float32)
+    cams[3] = [0.9, 0.9, 0.1, 0.1]
+    cams[5] = [0.5, 0.5, 0.0, 0.0]
+    sal = np.array([[0.5, 0.0, 0.5, 0.0]])
+    label = np.zeros(20, np.float32)
+    label[[3, 5]] = 1
+    # salient+class, class only, salient only, neither
+    np.testing.assert_array_equal(fuse_cam_saliency(cams, sal, label), [[4, 255, 255, 0]])
+
+
+def test_fusion_ignores_classes_not_in_label():
+    cams = np.zeros((20, 2, 2), np.float32)
+    cams[7] = 0.9
+    cams[2] = 0.3
+    sal = np.ones((2, 2))
+    label = np.zeros(20, np.float32)
+    label[2] = 1
+    assert (fuse_cam_saliency(cams, sal, label) == 3).all()
+    label[2] = 0
+    assert (fuse_cam_saliency(cams, sal, label) == 255).all()
+
+
+def test_fusion_thresholds_are_strict_and_configurable():
+    cams = np.zeros((20, 1, 1), np.float64)
+    cams[0] = 0.2
+    label = np.ones(20, np.float32)
+    assert fuse_cam_saliency(cams, np.array([[0.06]]), label)[0, 0] == 0
+    assert fuse_cam_saliency(cams, np.array([[0.5]]), label, cam_threshold=0.1)[0, 0] == 1
