@@ -108,12 +108,13 @@ def evaluate_folder(ids, gt_dir, pred_dir, kind="png", bg_threshold=metrics.CAM_
         raise InputError(f"--sweep: thresholds apply to --type cam only, not {kind}")
     sweep = sorted(set(thresholds or ()))
     used = sorted(set(sweep) | {bg_threshold}) if kind == "cam" else [None]
+    settings = read_settings(pred_dir)
     confs = accumulate(list(ids), gt_dir, pred_dir, kind, used, num_classes, quiet)
     main_conf = confs[bg_threshold if kind == "cam" else None]
     result = {"kind": kind, "num_images": len(ids), "num_classes": num_classes,
               "class_names": class_names, "pred_dir": str(pred_dir), "gt_dir": str(gt_dir),
               "bg_threshold": bg_threshold if kind == "cam" else None,
-              "settings": read_settings(pred_dir), "confusion_matrix": main_conf.tolist(),
+              "settings": settings, "confusion_matrix": main_conf.tolist(),
               **scores_record(metrics.segmentation_scores(main_conf), class_names)}
     if sweep:
         mious = [metrics.segmentation_scores(confs[t])["miou"] for t in sweep]

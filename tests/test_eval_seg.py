@@ -144,3 +144,16 @@ def test_sweep_needs_cam_type(tmp_path):
     list_path, gt_dir, cam_dir = cam_fixture(tmp_path)
     with pytest.raises(InputError, match="--sweep"):
         eval_seg.evaluate_folder(["a"], gt_dir, cam_dir, kind="png", thresholds=[0.1])
+
+
+def test_crf_dicts_use_their_keys_as_labels(tmp_path):
+    list_path, gt_dir, _ = cam_fixture(tmp_path)
+    crf_dir = tmp_path / "crf"
+    object_score = np.zeros((4, 6), np.float32)
+    object_score[:, :3] = 0.9
+    save_npy(crf_dir / "a.npy", {0: 1 - object_score, 3: object_score})
+    save_npy(crf_dir / "b.npy", {0: np.ones((2, 3), np.float32)})
+    assert eval_seg.evaluate_folder(["a", "b"], gt_dir, crf_dir, kind="crf")["miou"] == 100.0
+    save_npy(crf_dir / "b.npy", {21: np.ones((2, 3), np.float32)})
+    with pytest.raises(InputError, match=r"b\.npy: dict key 21 out of range"):
+        eval_seg.evaluate_folder(["a", "b"], gt_dir, crf_dir, kind="crf")
