@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from data.make_cls_labels import voc_cls_labels
 from data.make_demo_dataset import MAX_SIZE, MIN_SIZE, main, make_demo_dataset
 from tool.io import read_label_png, read_saliency, voc_palette
-from tool.voc import VOC_CLASSES, load_cls_labels, read_image_list
+from tool.voc import VOC_CLASSES, load_cls_labels, read_image_list, voc_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_TRAIN, NUM_VAL = 12, 4
@@ -163,3 +164,12 @@ def test_command_line_as_documented(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "2 train + 1 val" in out.stdout
     assert len(read_image_list(tmp_path / "d" / "val.txt")) == 1
+
+
+def test_data_tools_read_it_like_voc(demo):
+    root, ids = demo
+    dirs = voc_dirs(root)
+    assert Path(dirs["labels"]).name == "SegmentationClassAug" and Path(dirs["saliency"]).name == "SAL"
+    from_xml = voc_cls_labels(ids, dirs["annotations"])
+    stored = load_cls_labels(root / "cls_labels.npy")
+    assert all(np.array_equal(from_xml[i], stored[i]) for i in ids)
