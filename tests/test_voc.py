@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from golden import TESTDATA
+from golden import GOLDEN, TESTDATA, needs_golden
 from tool.io import InputError, read_image, read_label_png, save_gray_png, save_label_png, save_npy
 from tool.voc import (NUM_CLASSES, VOC_CLASSES, VOCImageDataset, VOCSegDataset, find_image,
                       find_label, get_image_label, load_cls_labels, read_image_list,
@@ -42,6 +42,15 @@ def test_read_image_list_formats(tmp_path):
                        "/SegmentationClassAug/COCO_val2014_000000000042.png\n")
     assert read_image_list(bare) == ["2007_000032", "2008_000002", "abc"]
     assert read_image_list(pairs) == ["2007_000032", "COCO_val2014_000000000042"]
+
+
+@needs_golden
+def test_golden_dataset_lists_in_both_formats_agree():
+    dataset = GOLDEN / "dataset"
+    ids = read_image_list(dataset / "list_psa.txt")
+    assert ids == read_image_list(dataset / "list_ids.txt") and len(ids) == 4
+    labels = load_cls_labels(dataset / "cls_labels.npy")
+    np.testing.assert_array_equal(np.flatnonzero(labels["2007_000004"]), [0, 7, 19])
 
 
 def test_read_image_list_bad_input(tmp_path):
