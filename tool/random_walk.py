@@ -1,0 +1,188 @@
+"""psa's random walk (`infer_aff.py`): CAM scores at 1/8 resolution propagated with the
+AffinityNet transition matrix T = A^beta / column sums, t = 2^logt steps.
+
+Two implementations of the same product `cam_vec @ T^t`:
+- `random_walk_dense`: the original, T^t by `logt` squarings of the dense (hw)^2 matrix;
+- `random_walk(..., method="sparse")` (default): t sparse steps over the 34-neighbour
+  band of pairs, in float64, only for score rows that are not all zero. The pairs are the
+  ones of `get_indices_of_pairs`, so both see the same affinities."""
+import numpy as np
+import scipy.sparse
+import torch
+import torch.nn.functional as F
+
+from network.resnet38d import OUTPUT_STRIDE, normalize_image
+
+PAIR_RADIUS = 5  # psa resnet38_aff / train_aff radius
+NUM_SCORES = 21  # background + 20 VOC classes
+RW_ALPHA = 16  # psa infer_aff.py default background power
+RW_BETA = 8  # psa infer_aff.py default affinity power
+RW_LOGT = 8  # psa infer_aff.py default: t = 2^8 steps
+METHODS = ("sparse", "dense")
+
+
+def search_directions(radius):
+    """psa's pair offsets (dy, dx): (0, 1..r-1), then dy 1..r-1 with dx -(r-1)..r-1 (dx
+    fastest) inside the open disc dx^2 + dy^2 < r^2. 34 directions for r = 5."""
+    dirs = [(0, dx) for dx in range(1, radius)]
+    dirs += [(dy, dx) for dy in range(1, radius) for dx in range(1 - radius, radius)
+             if dx * dx + dy * dy < radius * radius]
+    return dirs
+
+
+def check_feature_size(radius, size):
+    """The pairs need a map at least 2r-1 wide and r high (psa crashes in a reshape)."""
+    height, width = size
+    if height < radius or width < 2 * radius - 1:
+        raise ValueError(f"affinity pairs of radius {radius} need a feature map at least "
+                         f"{radius} high and {2 * radius - 1} wide, got {height}x{width} "
+                         f"(input at least {OUTPUT_STRIDE * (radius - 1) + 1} px high and "
+                         f"{OUTPUT_STRIDE * (2 * radius - 2) + 1} px wide)")
+
+
+def get_indices_of_pairs(radius, size):
+    """psa pyutils.get_indices_of_pairs: raster indices of the "from" pixels (rows 0..h-r,
+    columns r-1..w-r), M of them, and of their partners, direction-major (D*M,)."""
+    check_feature_size(radius, size)
+    height, width = size
+    grid = np.arange(height * width, dtype=np.int64).reshape(height, width)
+    rows, cols = height - radius + 1, width - 2 * (radius - 1)
+    ind_from = grid[:rows, radius - 1:radius - 1 + cols].reshape(-1)
+    ind_to = np.concatenate([grid[dy:dy + rows, radius - 1 + dx:radius - 1 + dx + cols].reshape(-1)
+                             for dy, dx in search_directions(radius)])
+    return ind_from, ind_to
+
+
+def get_indices_in_radius(height, width, radius):
+    """psa infer_aff.get_indices_in_radius: the same pairs as (from, to) rows."""
+    ind_from, ind_to = get_indices_of_pairs(radius, (height, width))
+    return np.stack([np.tile(ind_from, ind_to.size // ind_from.size), ind_to], axis=1)
+
+
+def dense_affinity(aff, feat_size, radius=PAIR_RADIUS):
+    """The (hw, hw) symmetric matrix of psa `forward(x, to_dense=True)`: the pair
+    affinities (D, M) at (from, to) and (to, from), 1 on the diagonal, 0 elsewhere."""
+    pairs = torch.from_numpy(get_indices_in_radius(*feat_size, radius)).to(aff.device)
+    area = feat_size[0] * feat_size[1]
+    dense = torch.zeros(area, area, dtype=aff.dtype, device=aff.device)
+    values = aff.reshape(-1)
+    dense[pairs[:, 0], pairs[:, 1]] = values
+    dense[pairs[:, 1], pairs[:, 0]] = values
+    dense.fill_diagonal_(1)
+    return dense
+
+
+def transition_power_dense(aff_dense, beta=RW_BETA, logt=RW_LOGT):
+    """T^(2^logt) with T = A^beta divided by its column sums, squared `logt` times (psa)."""
+    powered = torch.pow(aff_dense, beta)
+    trans = powered / torch.sum(powered, dim=0, keepdim=True)
+    for _ in range(logt):
+        trans = torch.matmul(trans, trans)
+    return trans
+
+
+def random_walk_dense(cam_vec, aff_dense, beta=RW_BETA, logt=RW_LOGT):
+    """psa's walk: cam_vec (C, hw) @ T^(2^logt), all in the dense matrix's dtype."""
+    return torch.matmul(cam_vec.to(aff_dense), transition_power_dense(aff_dense, beta, logt))
+
+
+def sparse_transition_t(aff, feat_size, beta=RW_BETA, radius=PAIR_RADIUS):
+    """T transposed as a float64 scipy CSR matrix, so that a step is `T^T @ v^T`."""
+    pairs = get_indices_in_radius(*feat_size, radius)
+    area = feat_size[0] * feat_size[1]
+    values = aff.detach().reshape(-1).cpu().double().numpy() ** beta
+    diag = np.arange(area)
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1], diag])
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0], diag])
+    powered = scipy.sparse.csr_matrix((np.concatenate([values, values, np.ones(area)]),
+                                       (rows, cols)), shape=(area, area))
+    col_sums = np.asarray(powered.sum(axis=0)).reshape(-1)
+    return scipy.sparse.diags(1.0 / col_sums) @ powered.T
+
+
+def random_walk_sparse(cam_vec, aff, feat_size, beta=RW_BETA, logt=RW_LOGT,
+                       radius=PAIR_RADIUS):
+    """cam_vec @ T^(2^logt) by 2^logt sparse steps; all-zero rows stay zero unwalked."""
+    out = torch.zeros_like(cam_vec, dtype=torch.float32)
+    active = torch.nonzero(cam_vec.abs().sum(dim=1) > 0).reshape(-1)
+    if active.numel() == 0:
+        return out
+    step = sparse_transition_t(aff, feat_size, beta, radius).tocsr()
+    walked = cam_vec[active].detach().cpu().double().numpy().T
+    for _ in range(2 ** logt):
+        walked = step @ walked
+    out[active] = torch.from_numpy(walked.T.astype(np.float32)).to(out.device)
+    return out
+
+
+def random_walk(cam_vec, aff, feat_size, beta=RW_BETA, logt=RW_LOGT, method="sparse",
+                radius=PAIR_RADIUS):
+    """cam_vec (C, h*w) walked with the pair affinities `aff` (D, M) of an h x w feature map
+    (`feat_size`); (C, h*w) float32. method "dense" reproduces psa's matrix squaring."""
+    if method == "dense":
+        return random_walk_dense(cam_vec, dense_affinity(aff, feat_size, radius), beta, logt)
+    if method == "sparse":
+        return random_walk_sparse(cam_vec, aff, feat_size, beta, logt, radius)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def padded_size(height, width, stride=OUTPUT_STRIDE):
+    """Height and width rounded up to multiples of the stride (psa pads right/bottom)."""
+    return -(-height // stride) * stride, -(-width // stride) * stride
+
+
+def rw_scores(cam_dict, shape, alpha=RW_ALPHA):
+    """(21, H, W) float32: class c's CAM in channel c+1, channel 0 = (1 - max)^alpha."""
+    scores = np.zeros((NUM_SCORES,) + tuple(shape), np.float32)
+    for cls, cam in cam_dict.items():
+        scores[cls + 1] = cam
+    scores[0] = (1 - np.max(scores[1:], axis=0)) ** alpha
+    return scores
+
+
+def cam_vector(scores, stride=OUTPUT_STRIDE):
+    """Zero-pad (C, H, W) scores right/bottom to multiples of the stride (after the
+    background was computed, as psa) and average-pool by the stride: (C, h*w) tensor."""
+    height, width = scores.shape[1:]
+    padded_h, padded_w = padded_size(height, width, stride)
+    scores = torch.from_numpy(np.asarray(scores, np.float32))
+    scores = F.pad(scores, (0, padded_w - width, 0, padded_h - height))
+    return F.avg_pool2d(scores, stride, stride).reshape(scores.shape[0], -1)
+
+
+def padded_input(rgb, stride=OUTPUT_STRIDE):
+    """The normalised image zero-padded right/bottom to multiples of the stride (1, 3, Hp, Wp)."""
+    height, width = rgb.shape[:2]
+    padded_h, padded_w = padded_size(height, width, stride)
+    x = torch.from_numpy(normalize_image(rgb)).unsqueeze(0)
+    return F.pad(x, (0, padded_w - width, 0, padded_h - height))
+
+
+def upsampled_scores(cam_rw, shape, stride=OUTPUT_STRIDE):
+    """Walked (C, h*w) scores upsampled bilinearly (align_corners False) to the padded size
+    and cropped to `shape` (H, W): (C, H, W)."""
+    height, width = shape
+    padded_h, padded_w = padded_size(height, width, stride)
+    lowres = cam_rw.float().reshape(1, cam_rw.shape[0], padded_h // stride, padded_w // stride)
+    up = F.interpolate(lowres, size=(padded_h, padded_w), mode="bilinear", align_corners=False)
+    return up[0, :, :height, :width]
+
+
+@torch.inference_mode()
+def random_walk_scores(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW_LOGT,
+                       method="sparse", device="cpu"):
+    """psa infer_aff.py for one image before the argmax: (21, H, W) float32 tensor."""
+    rgb = np.asarray(rgb)
+    x = padded_input(rgb).to(device)
+    feat_size = (x.shape[2] // OUTPUT_STRIDE, x.shape[3] // OUTPUT_STRIDE)
+    aff = net(x)[0]
+    cam_vec = cam_vector(rw_scores(cam_dict, rgb.shape[:2], alpha)).to(device)
+    return upsampled_scores(random_walk(cam_vec, aff, feat_size, beta, logt, method),
+                            rgb.shape[:2])
+
+
+def random_walk_label(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW_LOGT,
+                      method="sparse", device="cpu"):
+    """The random-walk label map of one image: (H, W) uint8, 0 background, c+1 class c."""
+    scores = random_walk_scores(net, rgb, cam_dict, alpha, beta, logt, method, device)
+    return torch.argmax(scores, dim=0).cpu().numpy().astype(np.uint8)
