@@ -1,7 +1,8 @@
 """Dense CRFs against the original psa / AuxSegNet functions (golden case 5 and the la/ha
-CRF of case 6a), plus the worker pool."""
+CRF of case 6a, the infer_AuxAff CRF of case 6d), plus the worker pool."""
 import numpy as np
 import pytest
+from PIL import Image
 
 from golden import GOLDEN, load_golden, needs_golden
 from tool import crf
@@ -43,7 +44,6 @@ def test_crf_for_sal_matches_auxsegnet():
 @pytest.mark.parametrize("img_id", IDS)
 def test_bg_power_crf_matches_psa_infer_cls(img_id):
     g = load_golden("e2e_psa_infer_cls.npz")
-    from PIL import Image
     rgb = np.asarray(Image.open(GOLDEN / "dataset" / "JPEGImages" / f"{img_id}.jpg").convert("RGB"))
     cams = dict(zip(g[f"{img_id}__cam_keys"].tolist(), g[f"{img_id}__cam"]))
     for tag, alpha in (("la", 4), ("ha", 32)):
@@ -75,3 +75,13 @@ def test_map_with_workers_preserves_order_inline_and_pooled():
     assert list(crf.map_with_workers(abs, items, workers=1)) == expected
     # a builtin keeps the worker start-up cheap: the children need not import this module
     assert list(crf.map_with_workers(abs, items, workers=2)) == expected
+
+
+@needs_golden
+@pytest.mark.parametrize("img_id", IDS)
+def test_crf_inference_inf_matches_infer_auxaff(img_id):
+    g = load_golden("e2e_auxsegnet_infer.npz")
+    rgb = load_golden("e2e_dataset.npz")[f"{img_id}__rgb_cv2"]
+    q = crf.crf_inference_inf(rgb, g[f"{img_id}__prob"])
+    np.testing.assert_allclose(q, g[f"{img_id}__crf_output"], rtol=0, atol=CRF_ATOL)
+    np.testing.assert_array_equal(q.argmax(axis=0), g[f"crf__{img_id}__pred_png"])

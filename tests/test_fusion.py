@@ -1,8 +1,10 @@
-"""AuxSegNet heuristic CAM + saliency fusion (golden case 5 `fusion_cam`)."""
+"""AuxSegNet heuristic CAM + saliency fusion (golden case 5 `fusion_cam`, and the
+gen_pgt.py chain of case 6d)."""
 import numpy as np
 import pytest
 
 from golden import load_golden, needs_golden
+from tool.crf import crf_for_sal
 from tool.fusion import fuse_cam_saliency
 
 
@@ -44,3 +46,15 @@ def test_fusion_thresholds_are_strict_and_configurable():
     label = np.ones(20, np.float32)
     assert fuse_cam_saliency(cams, np.array([[0.06]]), label)[0, 0] == 0
     assert fuse_cam_saliency(cams, np.array([[0.5]]), label, cam_threshold=0.1)[0, 0] == 1
+
+
+@needs_golden
+@pytest.mark.parametrize("img_id", ["2007_000001", "2007_000002", "2007_000003", "2007_000004"])
+def test_gen_pgt_saliency_crf_then_fusion_matches_auxsegnet(img_id):
+    """gen_pgt.py steps 6 and 8: saliency CRF of the fused saliency, then the fusion."""
+    g = load_golden("e2e_auxsegnet_gen_pgt.npz")
+    data = load_golden("e2e_dataset.npz")
+    sal = crf_for_sal(data[f"{img_id}__rgb_cv2"], g[f"{img_id}__fused_sal_pre_crf"])
+    np.testing.assert_allclose(sal, g[f"{img_id}__fused_sal_post_crf"], rtol=0, atol=1e-4)
+    pgt = fuse_cam_saliency(g[f"{img_id}__refined_cam_up"], sal, data[f"{img_id}__label"])
+    np.testing.assert_array_equal(pgt, g[f"{img_id}__pgt"])

@@ -54,6 +54,10 @@ def read_png(path):
     return np.asarray(img)
 
 
+def read_png_any(path):
+    return np.asarray(Image.open(path))
+
+
 def test_writes_fused_palette_pngs(folder):
     summary = make_pgt.main(argv(folder))
     assert summary["written"] == 2 and summary["skipped"] == 0
@@ -71,10 +75,6 @@ def test_skips_existing_unless_overwrite(folder):
     assert (read_png_any(target) == 7).all()
     assert make_pgt.main(argv(folder, "--overwrite"))["written"] == 2
     np.testing.assert_array_equal(read_png(target), np.tile(EXPECTED_ROW, (H, 1)))
-
-
-def read_png_any(path):
-    return np.asarray(Image.open(path))
 
 
 def test_workers_give_the_same_labels(folder):
