@@ -196,3 +196,8 @@ def test_missing_image_in_dataset_names_the_file(tmp_path):
     with pytest.raises(InputError) as exc:
         VOCSegDataset(["here", "gone"], *dirs)[1]
     assert_one_line_naming(exc, dirs[0] / "gone.jpg")
+    shutil.copy(dirs[0] / "here.png", dirs[0] / "gone.png")
+    with pytest.raises(InputError) as exc:
+        VOCSegDataset(["gone"], *dirs)[0]
+    assert_one_line_naming(exc, dirs[2] / "gone.png")
+    assert "missing saliency map" in str(exc.value)

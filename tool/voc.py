@@ -72,11 +72,11 @@ def find_image(img_dir, img_id):
     raise InputError(f"{os.path.join(img_dir, img_id + IMAGE_EXTENSIONS[0])}: missing image")
 
 
-def find_label(label_dir, img_id):
-    """Path of the label PNG `<label_dir>/<id>.png`."""
+def find_label(label_dir, img_id, what="label PNG"):
+    """Path of `<label_dir>/<id>.png` (a label PNG, or `what` it holds)."""
     path = os.path.join(label_dir, img_id + ".png")
     if not os.path.isfile(path):
-        raise InputError(f"{path}: missing label PNG")
+        raise InputError(f"{path}: missing {what}")
     return path
 
 
@@ -132,7 +132,7 @@ def read_seg_sample(img_id, img_dir, label_dir, saliency_dir=None, num_classes=N
     seg = read_label_png(find_label(label_dir, img_id), num_classes, shape=rgb.shape)
     sal = None
     if saliency_dir is not None:
-        sal = read_saliency(find_label(saliency_dir, img_id), shape=rgb.shape)
+        sal = read_saliency(find_label(saliency_dir, img_id, "saliency map"), shape=rgb.shape)
     return {"id": img_id, "rgb": rgb, "seg": seg, "sal": sal}
 
 
