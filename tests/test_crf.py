@@ -85,3 +85,8 @@ def test_crf_inference_inf_matches_infer_auxaff(img_id):
     q = crf.crf_inference_inf(rgb, g[f"{img_id}__prob"])
     np.testing.assert_allclose(q, g[f"{img_id}__crf_output"], rtol=0, atol=CRF_ATOL)
     np.testing.assert_array_equal(q.argmax(axis=0), g[f"crf__{img_id}__pred_png"])
+
+
+def test_bg_power_crf_needs_a_class():
+    with pytest.raises(ValueError, match="no class"):
+        crf.crf_with_bg_power(np.zeros((4, 5, 3), np.uint8), {}, alpha=4)

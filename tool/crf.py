@@ -91,6 +91,8 @@ def crf_with_bg_power(img, cam_dict, alpha, t=10):
     """psa infer_cls.py la/ha CRF: bg = (1 - max_c cam)^alpha stacked before the present
     classes' CAMs (ascending class order) -> {0: bg, k+1: class k}."""
     keys = sorted(cam_dict)
+    if not keys:
+        raise ValueError("crf_with_bg_power: the CAM dict has no class")
     v = np.stack([cam_dict[k] for k in keys])
     bg = np.power(1 - np.max(v, axis=0, keepdims=True), alpha)
     q = crf_inference(img, np.concatenate((bg, v), axis=0), t=t, labels=len(keys) + 1)
