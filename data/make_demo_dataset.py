@@ -404,8 +404,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="demo_data", help="output folder (VOC layout)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
-    parser.add_argument("--num_train", type=positive_int, default=NUM_TRAIN)
-    parser.add_argument("--num_val", type=positive_int, default=NUM_VAL)
+    parser.add_argument("--num_train", type=positive_int, default=NUM_TRAIN,
+                        help="training images (train.txt = train_aug.txt)")
+    parser.add_argument("--num_val", type=positive_int, default=NUM_VAL, help="validation images (val.txt)")
     parser.add_argument("--min_size", type=int, default=MIN_SIZE, help=f"smallest image side, >= {MIN_SIDE}")
     parser.add_argument("--max_size", type=int, default=MAX_SIZE, help="largest image side")
     args = parser.parse_args(argv)
