@@ -1,0 +1,196 @@
+"""The logic behind AuxSegNet's stage scripts (released `train_AuxAff.py`, `gen_pgt.py`,
+`infer_AuxAff.py`): the training batches and loss, the pseudo-label update and the
+segmentation prediction. Scripts only parse arguments and loop."""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from network.AuxSegNet import propagate
+from network.resnet38d import normalize_image
+from tool import transforms
+from tool.cam import normalize_cam
+from tool.crf import crf_for_sal
+from tool.fusion import fuse_cam_saliency
+from tool.io import IGNORE_LABEL, InputError, save_gray_png, save_label_png
+from tool.seg_infer import apply_crf, predict_probs
+from tool.voc import labels_for_ids, read_seg_sample
+
+TRAIN_SCALE_RANGE = (0.7, 1.3)  # train_AuxAff.py: one scale per batch
+SAL_BINARY_THRESHOLD = 0.5  # train_AuxAff.py: saliency pseudo label > 0.5 -> 1
+LABEL_PAD = 0  # train_AuxAff.py pads the crop's labels with 0 (background), not 255
+TRUNK_STEM_CHANNELS = 64  # conv1a output channels at width 1.0
+
+
+# ----------------------------------------------------------------- training data
+
+def epoch_batches(num_images, batch_size, epoch, seed=0, rank=0, world_size=1):
+    """The batches of one epoch, for this rank: lists of (image index, scale, item seed).
+
+    A seeded shuffle cut into num_images // batch_size full batches of `batch_size`
+    (the global batch); each batch has one scale from [0.7, 1.3] and each image its
+    own seed for flip and crop. Rank r takes images r, r + world_size, ... of every
+    batch, so all ranks step together and see the same scales."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(num_images)
+    batches = []
+    for b in range(num_images // batch_size):
+        scale = float(rng.uniform(*TRAIN_SCALE_RANGE))
+        seeds = rng.integers(0, 2 ** 31, size=batch_size)
+        members = range(b * batch_size, (b + 1) * batch_size)
+        batches.append([(int(order[i]), scale, int(seeds[i - b * batch_size]))
+                        for i in members][rank::world_size])
+    return batches
+
+
+def augment(rgb, seg, sal, scale, rng, crop_size):
+    """train_AuxAff.py's augmentation of one image: resize by `scale` (image and saliency
+    bilinear, label nearest), flip with p 0.5, normalise, crop_size crop with the image
+    at the top-left of a zero-padded crop (labels padded with 0), saliency binarised."""
+    img, seg = transforms.random_scale(rgb, scale, labels=(seg,))
+    sal = transforms.random_scale(sal, scale)
+    img, seg, sal = transforms.random_hflip(rng, img, seg, sal)
+    img, seg, sal = transforms.random_crop(transforms.normalize(img), crop_size, rng,
+                                           labels=(seg, sal), label_pad=LABEL_PAD,
+                                           pad_at="top_left")
+    sal = (sal > SAL_BINARY_THRESHOLD).astype(np.float32)
+    return img, seg.astype(np.int64), sal
+
+
+class AuxTrainDataset(Dataset):
+    """Images with their segmentation and saliency pseudo labels. Items are addressed by
+    the (index, scale, seed) tuples of `epoch_batches` (use them as a batch_sampler)."""
+
+    def __init__(self, ids, img_dir, seg_dir, sal_dir, labels, labels_path, crop_size,
+                 num_classes=21):
+        self.ids = list(ids)
+        self.dirs = (img_dir, seg_dir, sal_dir)
+        self.labels = labels_for_ids(self.ids, labels, labels_path)
+        self.crop_size = crop_size
+        self.num_classes = num_classes
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, key):
+        index, scale, seed = key
+        sample = read_seg_sample(self.ids[index], *self.dirs, num_classes=self.num_classes)
+        img, seg, sal = augment(sample["rgb"], sample["seg"], sample["sal"], scale,
+                                np.random.default_rng(seed), self.crop_size)
+        return {"img": img, "seg": seg, "sal": sal, "label": self.labels[index]}
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """train_AuxAff.py --cls_loss_weight, --sal_loss_weight, --seg_loss_weight (all 1)."""
+    cls: float = 1.0
+    sal: float = 1.0
+    seg: float = 1.0
+
+
+def training_loss(outputs, batch, weights=LossWeights()):
+    """The five-term loss of train_AuxAff.py on the default forward's outputs, every
+    dense prediction upsampled bilinearly to the crop. Returns (total, {term: value})."""
+    x_cls, init_sal, refined_sal, init_seg, refined_seg = outputs
+    size = batch["seg"].shape[-2:]
+    up = lambda t: F.interpolate(t.float(), size=size, mode="bilinear", align_corners=False)
+    sal = batch["sal"].unsqueeze(1)
+    terms = {
+        "cls": F.multilabel_soft_margin_loss(x_cls.float(), batch["label"]),
+        "init_sal": F.binary_cross_entropy_with_logits(up(init_sal), sal),
+        "refined_sal": F.binary_cross_entropy_with_logits(up(refined_sal), sal),
+        "init_seg": F.cross_entropy(up(init_seg), batch["seg"], ignore_index=IGNORE_LABEL),
+        "refined_seg": F.cross_entropy(up(refined_seg), batch["seg"], ignore_index=IGNORE_LABEL),
+    }
+    factor = {"cls": weights.cls, "init_sal": weights.sal, "refined_sal": weights.sal,
+              "init_seg": weights.seg, "refined_seg": weights.seg}
+    total = sum(factor[k] * v for k, v in terms.items())
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+# ----------------------------------------------------------------- pseudo-label update
+
+def width_from_state_dict(state, path):
+    """The `width` a checkpoint was trained with (conv1a has 64 * width filters)."""
+    if "conv1a.weight" not in state:
+        raise InputError(f"{path}: not a ResNet-38 based checkpoint (no conv1a.weight)")
+    return state["conv1a.weight"].shape[0] / TRUNK_STEM_CHANNELS
+
+
+def _upsample(x, size):
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+@torch.inference_mode()
+def update_scores(net, rgb, device="cpu"):
+    """gen_pgt.py's network part on one uint8 RGB image (single scale, whole image):
+    (refined CAM (20, H, W) = cross_aff . relu/max-normalised CAM, upsampled;
+    refined saliency (H, W) = sigmoid of the refined saliency logit, upsampled)."""
+    size = rgb.shape[:2]
+    x = torch.from_numpy(normalize_image(rgb))[None].to(device)
+    _, cam, _, refined_sal, _, _, cross_aff = net(x, require_cam=True)
+    cam = normalize_cam(F.relu(cam[0].float()))[None]
+    refined_cam = _upsample(propagate(cross_aff.float(), cam), size)
+    ref_sal = _upsample(torch.sigmoid(refined_sal.float()), size)
+    return refined_cam[0].cpu().numpy(), ref_sal[0, 0].cpu().numpy()
+
+
+def fused_saliency(rgb, ref_sal, sal_in):
+    """(refined saliency + the ORIGINAL off-the-shelf saliency in [0, 1]) / 2, then
+    AuxSegNet's saliency CRF: (H, W) float32."""
+    fused = (ref_sal.astype(np.float32) + np.asarray(sal_in, np.float64)) / 2
+    return crf_for_sal(np.ascontiguousarray(rgb, np.uint8), fused)[0]
+
+
+def saliency_png_values(fused):
+    """The saved saliency label: uint8(truncate(255 * fused)) as gen_pgt.py's save_as_png."""
+    return (255 * fused).astype(np.uint8)
+
+
+def updated_labels(rgb, refined_cam, ref_sal, sal_in, label):
+    """(new saliency PNG values (H, W) uint8, new segmentation label (H, W) uint8): the
+    fused float saliency (not the quantised PNG) drives the heuristic fusion."""
+    fused = fused_saliency(rgb, ref_sal, sal_in)
+    return saliency_png_values(fused), fuse_cam_saliency(refined_cam, fused, label)
+
+
+def write_updated_labels(item):
+    """updated_labels of one image written to (sal_png_path, seg_png_path); module-level
+    so a process pool can run it. item = (rgb, refined_cam, ref_sal, sal_in, label,
+    sal_png_path, seg_png_path)."""
+    *inputs, sal_path, seg_path = item
+    sal_png, seg = updated_labels(*inputs)
+    save_gray_png(sal_path, sal_png)
+    save_label_png(seg_path, seg)
+    return seg_path
+
+
+# ----------------------------------------------------------------- inference
+
+class RefinedSegmentation(torch.nn.Module):
+    """SegNet seen as a plain segmentation network: x -> refined_seg logits (what
+    infer_AuxAff.py uses)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x, require_cls=False, require_sal=False)[1]
+
+
+def predict_segmentation(net, rgb, scales=(1.0,), flip=False, use_crf=False, device="cpu"):
+    """infer_AuxAff.py on one uint8 RGB image: softmax of the upsampled refined
+    segmentation (averaged over scales/flips), optional AuxSegNet inference CRF,
+    argmax. Returns (label (H, W) uint8, probabilities (C, H, W) float32)."""
+    probs = predict_probs(RefinedSegmentation(net), rgb, scales, flip, device)
+    return label_from_probs(rgb, probs, use_crf)
+
+
+def label_from_probs(rgb, probs, use_crf=False):
+    """argmax of the probabilities, after the AuxSegNet inference CRF (10 iterations) with
+    `use_crf`. Returns (label (H, W) uint8, the scores it took the argmax of)."""
+    scores = apply_crf(rgb, probs, "inf") if use_crf else probs
+    return np.argmax(scores, axis=0).astype(np.uint8), scores
