@@ -38,19 +38,24 @@ class Net(resnet38d.Net):
 
     def forward(self, x, to_dense=False):
         """Pair affinities (B, 34, M); with to_dense (batch 1) the (hw, hw) matrix."""
-        f = self.features(x)
-        feat_size = tuple(f.shape[2:])
-        ind_from, ind_to = (torch.from_numpy(i).to(f.device)
-                            for i in get_indices_of_pairs(PAIR_RADIUS, feat_size))
-        f = f.flatten(2)
-        f_from = f.index_select(2, ind_from).unsqueeze(2)
-        f_to = f.index_select(2, ind_to).view(f.shape[0], f.shape[1], -1, ind_from.numel())
-        aff = torch.exp(-torch.mean(torch.abs(f_to - f_from), dim=1))
+        features = self.features(x)
+        aff = pair_affinities(features)
         if not to_dense:
             return aff
         if aff.shape[0] != 1:
             raise ValueError(f"to_dense needs a batch of 1, got {aff.shape[0]}")
-        return dense_affinity(aff[0], feat_size)
+        return dense_affinity(aff[0], tuple(features.shape[2:]))
 
     def get_parameter_groups(self):
         return parameter_groups(self, self.from_scratch_layers)
+
+
+def pair_affinities(features, radius=PAIR_RADIUS):
+    """exp(-mean over channels |f_from - f_to|) of (B, C, h, w) features for the pairs of
+    `get_indices_of_pairs`: (B, D, M)."""
+    ind_from, ind_to = (torch.from_numpy(i).to(features.device)
+                        for i in get_indices_of_pairs(radius, tuple(features.shape[2:])))
+    f = features.flatten(2)
+    f_from = f.index_select(2, ind_from).unsqueeze(2)
+    f_to = f.index_select(2, ind_to).view(f.shape[0], f.shape[1], -1, ind_from.numel())
+    return torch.exp(-torch.mean(torch.abs(f_to - f_from), dim=1))
