@@ -1,0 +1,98 @@
+"""Predict segmentation label maps with a network trained by train_seg.py: single scale,
+or multi-scale (`--scales`) with horizontal flips (`--flip`), optionally refined by a
+dense CRF (`--use_crf`). Writes palette PNGs <id>.png, optional overlays, and
+`settings.json` (model, weights, scales, flip, CRF) that eval_seg.py prints with its numbers.
+
+Shard a list over processes with `--shard i/n` or by running under torchrun.
+
+Example (the paper setting: multi-scale + flip + CRF):
+  python infer_seg.py --model deeplabv2 --weights seg_deeplabv2.pth --infer_list val.txt \
+      --voc12_root VOC2012 --save_path out_seg --scales 0.5 0.75 1.0 1.25 1.5 --flip --use_crf
+"""
+import argparse
+import json
+import os
+
+from network.deeplab_largefov import NUM_SEG_CLASSES
+from tool import checkpoint, dist
+from tool.cli import add_device_arg, progress, run_main
+from tool.io import InputError, atomic_path, output_done, read_image, save_label_png, save_rgb
+from tool.seg_infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings,
+                            predict_label)
+from tool.visualize import label_overlay
+from tool.voc import find_image, read_image_list, voc_dirs
+from train_seg import MODELS, build_model
+
+SETTINGS_FILE = "settings.json"  # the name eval_seg.py reads
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", choices=sorted(MODELS), default="deeplabv2")
+    p.add_argument("--weights", required=True, help="state dict written by train_seg.py")
+    p.add_argument("--width", type=float, default=1.0, help="as used for training")
+    p.add_argument("--num_classes", type=int, default=NUM_SEG_CLASSES)
+    p.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
+    p.add_argument("--voc12_root", help="VOC2012 folder; images from its JPEGImages")
+    p.add_argument("--img_dir", help="image folder (overrides --voc12_root)")
+    p.add_argument("--save_path", required=True, help="folder for the predicted <id>.png")
+    p.add_argument("--out_overlay", help="folder for prediction overlays <id>.jpg (optional)")
+    p.add_argument("--scales", type=float, nargs="+", default=list(SINGLE_SCALE),
+                   help=f"input scales; the DeepLab-v2 multi-scale test uses {list(MS_SCALES)}")
+    p.add_argument("--flip", action="store_true",
+                   help="also average the horizontally mirrored inputs")
+    p.add_argument("--use_crf", action="store_true", help="dense CRF over the probabilities")
+    p.add_argument("--crf_params", choices=sorted(CRF_FUNCTIONS), default="inf",
+                   help="inf: AuxSegNet's inference CRF (gauss 4/3, bilateral 83/5/3), tuned "
+                        "for segmentation outputs; psa: psa's crf_inference (3/3, 80/13/10)")
+    p.add_argument("--overwrite", action="store_true", help="redo existing predictions")
+    dist.add_shard_arg(p)
+    add_device_arg(p)
+    return p
+
+
+def image_folder(args):
+    if args.img_dir:
+        return args.img_dir
+    if args.voc12_root:
+        return voc_dirs(args.voc12_root)["images"]
+    raise InputError("--img_dir / --voc12_root: give the image folder")
+
+
+def write_settings(folder, settings):
+    with atomic_path(os.path.join(folder, SETTINGS_FILE)) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(settings, f, indent=2, sort_keys=True)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if any(s <= 0 for s in args.scales):
+        raise InputError(f"--scales: scales must be positive, got {args.scales}")
+    device = dist.rank_device(args.device)
+    img_dir = image_folder(args)
+    ids = dist.shard_ids(read_image_list(args.infer_list), args)
+    net = build_model(args.model, args.num_classes, args.width)
+    checkpoint.load_weights(net, args.weights, strict=True)
+    net.to(device).eval()
+    crf_kind = args.crf_params if args.use_crf else None
+    write_settings(args.save_path, inference_settings(args.model, args.weights, args.scales,
+                                                      args.flip, crf_kind))
+    written = 0
+    for img_id in progress(ids, "infer_seg"):
+        out_path = os.path.join(args.save_path, img_id + ".png")
+        if output_done(out_path, args.overwrite):
+            continue
+        rgb = read_image(find_image(img_dir, img_id))
+        pred = predict_label(net, rgb, args.scales, args.flip, crf_kind, device)
+        save_label_png(out_path, pred)
+        if args.out_overlay:
+            save_rgb(os.path.join(args.out_overlay, img_id + ".jpg"), label_overlay(rgb, pred))
+        written += 1
+    print(f"infer_seg: {written} predictions written, {len(ids) - written} already there, "
+          f"in {args.save_path}")
+
+
+if __name__ == "__main__":
+    run_main(main)
