@@ -111,6 +111,8 @@ class Net(nn.Module):
         self.bn7 = nn.BatchNorm2d(scaled(4096, width))
         self.channels = {"conv4": scaled(512, width), "conv5": scaled(1024, width),
                          "conv6": scaled(4096, width)}
+        self.init_from_scratch()
+        self.freeze_batchnorm = True
         self.frozen = tuple(frozen)
         self.not_training = [getattr(self, n) for n in self.frozen]
         for module in self.not_training:
@@ -118,6 +120,19 @@ class Net(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.requires_grad_(False)
+
+    def init_from_scratch(self):
+        """He-normal convolutions and a zero last convolution in every residual branch, so
+        that an untrained trunk (no ImageNet weights; BatchNorm frozen at identity) passes
+        its input through the shortcuts instead of shrinking or exploding it. Loading a
+        checkpoint replaces all of it."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        for name, kind, *_ in BLOCKS:
+            block = getattr(self, name)
+            last = block.conv_branch2b1 if kind == "basic" else block.conv_branch2b2
+            nn.init.zeros_(last.weight)
 
     def forward_as_dict(self, x):
         x = self.conv1a(x)
@@ -134,11 +149,13 @@ class Net(nn.Module):
         return self.forward_as_dict(x)["conv6"]
 
     def train(self, mode=True):
-        """Train mode for dropout only: BatchNorm keeps its running statistics."""
+        """Train mode for dropout only: BatchNorm keeps its running statistics (the papers'
+        setting), unless `freeze_batchnorm` was set False for training from scratch."""
         super().train(mode)
-        for module in self.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.eval()
+        if self.freeze_batchnorm:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
         return self
 
 
