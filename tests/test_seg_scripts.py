@@ -11,6 +11,7 @@ import torch
 import infer_seg
 import train_seg
 from data.make_demo_dataset import make_demo_dataset
+from network import resnet38_cls
 from tool import checkpoint
 from tool.io import InputError, read_label_png, save_label_png
 from tool.seg_infer import predict_label, predict_probs
@@ -154,8 +155,30 @@ def test_bad_label_value_names_the_file(demo, tmp_path):
         train_seg.main(args)
 
 
+def test_init_weights_from_the_classifier_fill_the_trunk(tmp_path):
+    cls = resnet38_cls.Net(width=SMALL)
+    for p in cls.parameters():
+        torch.nn.init.normal_(p)
+    path = tmp_path / "res38_cls.pth"
+    checkpoint.save_checkpoint(path, cls)
+    net = train_seg.build_model("largefov", 21, SMALL)
+    head_before = net.fc8_seg_conv2.weight.clone()
+    train_seg.load_init_weights(net, path)
+    torch.testing.assert_close(net.b4_3.conv_branch2a.weight, cls.b4_3.conv_branch2a.weight)
+    torch.testing.assert_close(net.fc8_seg_conv2.weight, head_before)
+
+
 def test_init_weights_of_another_network_are_refused(demo, tmp_path):
     path = tmp_path / "other.pth"
     checkpoint.save_checkpoint(path, train_seg.build_model("deeplabv2", 21, SMALL))
     with pytest.raises(InputError, match="other.pth"):
         train_seg.main(train_args(demo, "--max_iters", "1", "--init_weights", str(path)))
+
+
+def test_init_weights_missing_backbone_blocks_are_refused(tmp_path):
+    net = train_seg.build_model("largefov", 21, SMALL)
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("b7.")}
+    path = tmp_path / "partial.pth"
+    checkpoint.save_checkpoint(path, state)
+    with pytest.raises(InputError, match=r"partial.pth: backbone weights missing .*b7\.\*"):
+        train_seg.load_init_weights(train_seg.build_model("largefov", 21, SMALL), path)
