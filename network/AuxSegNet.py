@@ -36,7 +36,7 @@ def _flat(x):
 def _unflat(rows, like):
     """Inverse of `_flat`, shaped as `like` except for the channel count."""
     b, _, h, w = like.shape
-    return rows.transpose(1, 2).reshape(b, rows.shape[2], h, w)
+    return rows.transpose(1, 2).contiguous().view(b, rows.shape[2], h, w)
 
 
 def propagate(aff, x):

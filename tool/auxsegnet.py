@@ -1,6 +1,9 @@
 """The logic behind AuxSegNet's stage scripts (released `train_AuxAff.py`, `gen_pgt.py`,
 `infer_AuxAff.py`): the training batches and loss, the pseudo-label update and the
 segmentation prediction. Scripts only parse arguments and loop."""
+import multiprocessing
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,20 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from network.AuxSegNet import propagate
+from network.AuxSegNet import SegNet, propagate
 from network.resnet38d import normalize_image
-from tool import transforms
+from tool import checkpoint, transforms
 from tool.cam import normalize_cam
 from tool.crf import crf_for_sal
 from tool.fusion import fuse_cam_saliency
 from tool.io import IGNORE_LABEL, InputError, save_gray_png, save_label_png
 from tool.seg_infer import apply_crf, predict_probs
-from tool.voc import labels_for_ids, read_seg_sample
+from tool.voc import find_image, find_label, labels_for_ids, read_seg_sample
 
 TRAIN_SCALE_RANGE = (0.7, 1.3)  # train_AuxAff.py: one scale per batch
 SAL_BINARY_THRESHOLD = 0.5  # train_AuxAff.py: saliency pseudo label > 0.5 -> 1
 LABEL_PAD = 0  # train_AuxAff.py pads the crop's labels with 0 (background), not 255
 TRUNK_STEM_CHANNELS = 64  # conv1a output channels at width 1.0
+ITEMS_AHEAD_PER_WORKER = 4  # map_bounded: work items queued per worker process
 
 
 # ----------------------------------------------------------------- training data
@@ -59,6 +63,32 @@ def augment(rgb, seg, sal, scale, rng, crop_size):
     return img, seg.astype(np.int64), sal
 
 
+class BatchPlan:
+    """Every batch of a run from global step `start` to `stop` (epochs of
+    `epoch_batches` back to back), as a DataLoader `batch_sampler`: the position in the
+    run is the global step alone, so a resumed run sees the batches it would have seen."""
+
+    def __init__(self, num_images, batch_size, start, stop, seed=0, rank=0, world_size=1):
+        self.per_epoch = num_images // batch_size
+        if self.per_epoch < 1:
+            raise ValueError(f"{num_images} images make no batch of {batch_size}")
+        self.args = (num_images, batch_size)
+        self.start, self.stop = start, stop
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+
+    def __len__(self):
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):
+        batches, current = None, None
+        for step in range(self.start, self.stop):
+            epoch, index = divmod(step, self.per_epoch)
+            if epoch != current:
+                batches = epoch_batches(*self.args, epoch, self.seed, self.rank, self.world_size)
+                current = epoch
+            yield batches[index]
+
+
 class AuxTrainDataset(Dataset):
     """Images with their segmentation and saliency pseudo labels. Items are addressed by
     the (index, scale, seed) tuples of `epoch_batches` (use them as a batch_sampler)."""
@@ -68,6 +98,10 @@ class AuxTrainDataset(Dataset):
         self.ids = list(ids)
         self.dirs = (img_dir, seg_dir, sal_dir)
         self.labels = labels_for_ids(self.ids, labels, labels_path)
+        for img_id in self.ids:  # a missing file fails now, not hours into training
+            find_image(img_dir, img_id)
+            find_label(seg_dir, img_id)
+            find_label(sal_dir, img_id)
         self.crop_size = crop_size
         self.num_classes = num_classes
 
@@ -110,6 +144,32 @@ def training_loss(outputs, batch, weights=LossWeights()):
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
+def worker_input_error(exc):
+    """A DataLoader worker's InputError re-raised by the loader carries the worker's
+    whole traceback; keep its one-line message."""
+    last = str(exc).strip().splitlines()[-1]
+    prefix = f"{InputError.__module__}.{InputError.__name__}: "
+    return InputError(last[len(prefix):] if last.startswith(prefix) else last)
+
+
+def to_device(batch, device):
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train_step(model, optimizer, scaler, batch, weights=LossWeights(), amp=False):
+    """One SGD step on a collated batch (already on the device); returns the loss terms
+    and their weighted total as floats."""
+    device_type = batch["img"].device.type
+    with torch.autocast(device_type=device_type, enabled=amp):
+        outputs = model(batch["img"])
+    total, terms = training_loss(outputs, batch, weights)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return {"loss": float(total.detach()), **terms}
+
+
 # ----------------------------------------------------------------- pseudo-label update
 
 def width_from_state_dict(state, path):
@@ -117,6 +177,19 @@ def width_from_state_dict(state, path):
     if "conv1a.weight" not in state:
         raise InputError(f"{path}: not a ResNet-38 based checkpoint (no conv1a.weight)")
     return state["conv1a.weight"].shape[0] / TRUNK_STEM_CHANNELS
+
+
+def load_segnet(weights, num_classes=21, width=None, device="cpu"):
+    """SegNet with `weights` (strict load, one report line), in eval mode on `device`;
+    the width is read from the checkpoint unless given."""
+    state = checkpoint.read_checkpoint(weights)
+    if width is None:
+        width = width_from_state_dict(state, weights)
+    net = SegNet(num_classes=num_classes, width=width)
+    missing, unexpected = checkpoint.load_state(net, state, weights, strict=True,
+                                                num_classes=num_classes)
+    print(checkpoint.load_report(weights, state, missing, unexpected), flush=True)
+    return net.to(device).eval()
 
 
 def _upsample(x, size):
@@ -165,6 +238,26 @@ def write_updated_labels(item):
     save_gray_png(sal_path, sal_png)
     save_label_png(seg_path, seg)
     return seg_path
+
+
+def map_bounded(fn, items, workers=1):
+    """fn over items in order, in `workers` processes (1: inline), pulling items from the
+    iterator only a few per worker ahead of the results, so the network producing them
+    runs alongside the CRFs and memory stays bounded (tool.crf.map_with_workers submits
+    the whole iterator at once). fn must be a module-level function."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= workers * ITEMS_AHEAD_PER_WORKER:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 # ----------------------------------------------------------------- inference

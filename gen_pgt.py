@@ -1,0 +1,83 @@
+"""Update AuxSegNet's pseudo labels with a trained AuxSegNet (released gen_pgt.py).
+
+Per image, single scale: the relu'd, max-normalised CAM is refined by the cross-task
+affinity and upsampled; the sigmoid of the refined saliency, upsampled, is averaged with
+the ORIGINAL off-the-shelf saliency and passed through the saliency CRF. Saved: the new
+saliency label uint8(truncate(255 * fused)) as a grey PNG, and the heuristic fusion of
+refined CAM and fused saliency as a VOC palette PNG.
+
+    python gen_pgt.py --weights aux_round1/AuxSegNet_final.pth \\
+        --img_path VOC2012/JPEGImages --SALpath VOC2012/SAL \\
+        --seg_pgt_path round1/seg --sal_pgt_path round1/sal
+"""
+import argparse
+import os
+
+from tool import auxsegnet, dist
+from tool.cli import add_device_arg, progress, run_main
+from tool.io import InputError, output_done, read_image, read_saliency
+from tool.voc import find_image, find_label, get_image_label, load_cls_labels, read_image_list
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
+    p.add_argument("--img_path", required=True, help="images <id>.jpg")
+    p.add_argument("--SALpath", required=True,
+                   help="the original off-the-shelf saliency maps <id>.png (every round "
+                        "fuses with these, not with the previous round's)")
+    p.add_argument("--seg_pgt_path", required=True, help="output: segmentation pseudo labels")
+    p.add_argument("--sal_pgt_path", required=True, help="output: saliency pseudo labels")
+    p.add_argument("--list_path", default="voc12/train_aug_id.txt",
+                   help="image ids (released default: train_aug)")
+    p.add_argument("--cls_labels", default="voc12/cls_labels.npy",
+                   help="psa image-label dict (released code reads voc12/cls_labels.npy)")
+    p.add_argument("--num_classes", type=int, default=21, help="including background")
+    p.add_argument("--width", type=float, default=None,
+                   help="channel width of the weights (default: read from the checkpoint)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes for the saliency CRF and fusion (1: inline)")
+    p.add_argument("--overwrite", action="store_true", help="redo images already written")
+    dist.add_shard_arg(p)
+    add_device_arg(p)
+    return p
+
+
+def output_paths(img_id, args):
+    return (os.path.join(args.sal_pgt_path, img_id + ".png"),
+            os.path.join(args.seg_pgt_path, img_id + ".png"))
+
+
+def work_items(net, ids, args, labels, device):
+    """Run the network on each image; yield the CRF/fusion work items."""
+    for img_id in ids:
+        rgb = read_image(find_image(args.img_path, img_id))
+        sal_in = read_saliency(find_label(args.SALpath, img_id), shape=rgb.shape)
+        label = get_image_label(labels, img_id, args.cls_labels)
+        refined_cam, ref_sal = auxsegnet.update_scores(net, rgb, device)
+        yield (rgb, refined_cam, ref_sal, sal_in, label) + output_paths(img_id, args)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if not os.path.isdir(args.SALpath):
+        raise InputError(f"{args.SALpath}: --SALpath saliency folder not found")
+    device = dist.rank_device(args.device)
+    ids = dist.shard_ids(read_image_list(args.list_path), args)
+    labels = load_cls_labels(args.cls_labels)
+    todo = [i for i in ids
+            if not all(output_done(p, args.overwrite) for p in output_paths(i, args))]
+    net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
+    items = work_items(net, todo, args, labels, device)
+    written = 0
+    for _ in progress(auxsegnet.map_bounded(auxsegnet.write_updated_labels, items, args.workers),
+                      "gen_pgt", total=len(todo)):
+        written += 1
+    print(f"gen_pgt: {written} images updated, {len(ids) - len(todo)} already done; labels "
+          f"in {args.seg_pgt_path}, saliency in {args.sal_pgt_path}")
+    return written
+
+
+if __name__ == "__main__":
+    run_main(main)

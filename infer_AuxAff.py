@@ -1,0 +1,95 @@
+"""Segment images with a trained AuxSegNet (released infer_AuxAff.py).
+
+Released behaviour (the default): single scale, softmax of the refined segmentation
+upsampled to the image, optional dense CRF (--use_crf: 10 iterations, Gaussian sxy 4
+compat 3, bilateral sxy 83 srgb 5 compat 3), argmax. The paper's 69.0 VOC val mIoU adds
+multi-scale and flip: --scales 1.0 0.5 1.5 2.0 --flip --use_crf.
+
+    python infer_AuxAff.py --img_path VOC2012/JPEGImages --list_path voc12/val_id.txt \\
+        --weights aux_round3/AuxSegNet_final.pth --save_path pred_val --use_crf
+
+Writes <save_path>/<id>.png (VOC palette) and settings.json (scales, flip, CRF) that
+eval_seg.py prints with its scores. Split the list with --shard i/n or torchrun.
+"""
+import argparse
+import json
+import os
+
+from tool import auxsegnet, dist
+from tool.cli import add_device_arg, progress, run_main
+from tool.io import atomic_path, output_done, read_image, save_label_png, save_rgb
+from tool.seg_infer import SINGLE_SCALE, inference_settings
+from tool.visualize import label_overlay
+from tool.voc import find_image, read_image_list
+
+SETTINGS_FILE = "settings.json"  # read by eval_seg.py
+
+
+def str2bool(text):
+    """The released script's --use_crf parser (True/False, yes/no, 1/0...)."""
+    value = text.lower()
+    if value in ("yes", "true", "t", "y", "1"):
+        return True
+    if value in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--img_path", required=True, help="images <id>.jpg")
+    p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
+    p.add_argument("--save_path", required=True, help="output folder of label PNGs")
+    p.add_argument("--list_path", default="voc12/val_id.txt",
+                   help="image ids (released default: VOC val)")
+    p.add_argument("--num_classes", type=int, default=21, help="including background")
+    p.add_argument("--width", type=float, default=None,
+                   help="channel width of the weights (default: read from the checkpoint)")
+    p.add_argument("--use_crf", nargs="?", const=True, default=False, type=str2bool,
+                   help="dense CRF (AuxSegNet inference parameters); released form "
+                        "'--use_crf True' works too")
+    p.add_argument("--scales", type=float, nargs="+", default=list(SINGLE_SCALE),
+                   help="input scales, probabilities averaged (released: 1.0; the paper's "
+                        "multi-scale test: 1.0 0.5 1.5 2.0)")
+    p.add_argument("--flip", action="store_true",
+                   help="also average over horizontally flipped inputs (paper)")
+    p.add_argument("--out_overlay", default=None, help="optional folder of label overlays")
+    p.add_argument("--overwrite", action="store_true", help="redo images already written")
+    dist.add_shard_arg(p)
+    add_device_arg(p)
+    return p
+
+
+def write_settings(args):
+    settings = inference_settings("AuxSegNet", args.weights, args.scales, args.flip,
+                                  "inf" if args.use_crf else None)
+    settings["stage"] = "infer_AuxAff"
+    with atomic_path(os.path.join(args.save_path, SETTINGS_FILE)) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(settings, f, indent=2)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    device = dist.rank_device(args.device)
+    ids = dist.shard_ids(read_image_list(args.list_path), args)
+    net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
+    if dist.is_main_process():
+        write_settings(args)
+    todo = [i for i in ids
+            if not output_done(os.path.join(args.save_path, i + ".png"), args.overwrite)]
+    for img_id in progress(todo, "infer_AuxAff"):
+        rgb = read_image(find_image(args.img_path, img_id))
+        pred, _ = auxsegnet.predict_segmentation(net, rgb, args.scales, args.flip,
+                                                 args.use_crf, device)
+        save_label_png(os.path.join(args.save_path, img_id + ".png"), pred)
+        if args.out_overlay:
+            save_rgb(os.path.join(args.out_overlay, img_id + ".png"), label_overlay(rgb, pred))
+    print(f"infer_AuxAff: {len(todo)} images segmented, {len(ids) - len(todo)} already done "
+          f"(scales {args.scales}, flip {args.flip}, crf {args.use_crf}) in {args.save_path}")
+    return len(todo)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,211 @@
+"""Train AuxSegNet (Xu et al., ICCV 2021) on segmentation and saliency pseudo labels.
+
+Released recipe (train_AuxAff.py defaults): batch 4, crop 321, one random scale in
+[0.7, 1.3] per batch, flip p 0.5, crop zero-padded at the bottom/right (padded labels
+are 0), saliency binarised at 0.5; loss = cls + init/refined saliency BCE + init/refined
+segmentation CE; PolyOptimizer_cls (lr 7e-4, 10x for seg/sal/fc8 parameters, wt_dec
+1e-5 landing in SGD's momentum slot, power 0.9) over 15 epochs of train_aug; frozen
+BatchNorm; initialised non-strictly from the ResNet-38 classifier.
+
+    python train_AuxAff.py --img_path VOC2012/JPEGImages --seg_pgt_path pgt/seg \\
+        --sal_pgt_path pgt/sal --init_weights res38_cls.pth --save_path aux_round1
+
+Multi-GPU: torchrun --nproc_per_node N train_AuxAff.py ... (--batch_size stays the
+global batch). Writes <save_path>/<session_name>final.pth, a training state after every
+epoch (<session_name>state.pth, for --resume) and the loss log (<session_name>log.json).
+"""
+import argparse
+import json
+import os
+import time
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from network.AuxSegNet import SegNet
+from tool import auxsegnet, checkpoint, dist
+from tool.cli import add_device_arg, progress, run_main
+from tool.io import InputError, atomic_path
+from tool.optim import PolyOptimizer_cls
+from tool.voc import load_cls_labels, read_image_list
+
+RESUME_AUTO = "auto"
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--img_path", required=True, help="training images <id>.jpg")
+    data.add_argument("--seg_pgt_path", required=True,
+                      help="segmentation pseudo labels <id>.png (0..C-1, 255 ignored)")
+    data.add_argument("--sal_pgt_path", required=True, help="saliency pseudo labels <id>.png")
+    data.add_argument("--list_path", default="voc12/train_aug_id.txt",
+                      help="training ids (released default: train_aug)")
+    data.add_argument("--cls_labels", default="voc12/cls_labels.npy",
+                      help="psa image-label dict (released code reads voc12/cls_labels.npy)")
+    data.add_argument("--num_classes", type=int, default=21, help="including background")
+    data.add_argument("--num_workers", type=int, default=4,
+                      help="DataLoader worker processes (released: 16); 0 loads inline")
+    model = p.add_argument_group("model")
+    model.add_argument("--init_weights",
+                       help="initial weights, loaded non-strictly (released: the ResNet-38 "
+                            "classifier of psa; later rounds: the previous round's AuxSegNet)")
+    model.add_argument("--width", type=float, default=1.0,
+                       help="channel width multiplier (1.0 = paper; e.g. 0.125 on a CPU)")
+    optim = p.add_argument_group("optimisation (released train_AuxAff.py defaults)")
+    optim.add_argument("--batch_size", type=int, default=4, help="global batch (released: 4)")
+    optim.add_argument("--crop_size", type=int, default=321, help="released: 321")
+    optim.add_argument("--num_epochs", type=int, default=15,
+                       help="released: 15 (the paper: 15 first round, 10 later rounds)")
+    optim.add_argument("--lr", type=float, default=7e-4,
+                       help="backbone and cross_att lr; seg/sal/fc8 get 10x (released 7e-4, "
+                            "paper 1e-3)")
+    optim.add_argument("--wt_dec", type=float, default=1e-5, help="released: 1e-5")
+    optim.add_argument("--momentum", type=float, default=None,
+                       help="SGD momentum with --wt_dec as real weight decay; default: the "
+                            "released quirk (momentum = wt_dec, no weight decay)")
+    optim.add_argument("--cls_loss_weight", type=float, default=1.0, help="released: 1")
+    optim.add_argument("--sal_loss_weight", type=float, default=1.0,
+                       help="weight of both saliency terms (released: 1)")
+    optim.add_argument("--seg_loss_weight", type=float, default=1.0,
+                       help="weight of both segmentation terms (released: 1)")
+    optim.add_argument("--max_iters", type=int, default=None,
+                       help="stop after this many iterations (smoke runs; the lr schedule "
+                            "still spans --num_epochs)")
+    optim.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                       help="mixed precision (CUDA only; ignored on CPU)")
+    optim.add_argument("--seed", type=int, default=0, help="shuffles, scales, flips, crops")
+    out = p.add_argument_group("output")
+    out.add_argument("--save_path", required=True, help="output folder")
+    out.add_argument("--session_name", default="AuxSegNet_", help="file name prefix (released)")
+    out.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None,
+                     help="continue from a training state (no value: the one in --save_path)")
+    out.add_argument("--print_intervals", type=int, default=50,
+                     help="iterations between loss lines (released: 50)")
+    add_device_arg(out)
+    return p
+
+
+def output_paths(args):
+    prefix = os.path.join(args.save_path, args.session_name)
+    return {"final": prefix + "final.pth", "state": prefix + "state.pth",
+            "log": prefix + "log.json"}
+
+
+def make_dataset(args):
+    for flag in ("img_path", "seg_pgt_path", "sal_pgt_path"):
+        if not os.path.isdir(getattr(args, flag)):
+            raise InputError(f"{getattr(args, flag)}: --{flag} folder not found")
+    return auxsegnet.AuxTrainDataset(
+        read_image_list(args.list_path), args.img_path, args.seg_pgt_path, args.sal_pgt_path,
+        load_cls_labels(args.cls_labels), args.cls_labels, args.crop_size, args.num_classes)
+
+
+def make_loader(dataset, args, info, start, stop):
+    if args.batch_size % info.world_size:
+        raise InputError(f"--batch_size {args.batch_size}: not divisible by the "
+                         f"{info.world_size} processes")
+    if len(dataset) < args.batch_size:
+        raise InputError(f"{args.list_path}: {len(dataset)} images, fewer than one batch "
+                         f"of {args.batch_size}")
+    plan = auxsegnet.BatchPlan(len(dataset), args.batch_size, start, stop, args.seed,
+                               info.rank, info.world_size)
+    # its own generator: the loader leaves the global RNG (dropout) alone, so a resumed
+    # run continues exactly as an uninterrupted one
+    return DataLoader(dataset, batch_sampler=plan, num_workers=args.num_workers,
+                      pin_memory=info.device.type == "cuda", generator=torch.Generator())
+
+
+def make_optimizer(net, args, max_step):
+    groups = [{"params": net.get_1x_lr_params(), "lr": args.lr},
+              {"params": net.get_10x_lr_params(), "lr": 10 * args.lr}]
+    return PolyOptimizer_cls(groups, lr=args.lr, weight_decay=args.wt_dec, max_step=max_step,
+                             momentum=args.momentum)
+
+
+def write_log(path, records):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(records, f, indent=1)
+
+
+def log_record(step, max_step, optimizer, terms, images, seconds):
+    return {"iter": step, "max_step": max_step, "lr": optimizer.param_groups[0]["lr"],
+            "imgs_per_s": round(images / seconds, 2), **{k: round(v, 5) for k, v in terms.items()}}
+
+
+def train(model, net, optimizer, scaler, loader, args, info, state):
+    """The training loop from state["step"]; state["log"] gets the loss lines. Saves the
+    training state after every epoch and at the last step. Returns the last loss terms."""
+    paths, amp = output_paths(args), args.amp and info.device.type == "cuda"
+    weights = auxsegnet.LossWeights(args.cls_loss_weight, args.sal_loss_weight,
+                                    args.seg_loss_weight)
+    main_proc = dist.is_main_process()
+    per_epoch, stop = loader.batch_sampler.per_epoch, loader.batch_sampler.stop
+    max_step = per_epoch * args.num_epochs
+    began, start, step, terms = time.perf_counter(), state["step"], state["step"], {}
+    bar = progress(loader, "train_AuxAff", disable=not main_proc)
+    try:
+        for batch in bar:
+            terms = auxsegnet.train_step(model, optimizer, scaler,
+                                         auxsegnet.to_device(batch, info.device), weights, amp)
+            step += 1
+            bar.set_postfix(loss=f"{terms['loss']:.4f}")
+            if main_proc and (step % args.print_intervals == 0 or step == stop):
+                state["log"].append(log_record(step, max_step, optimizer, terms,
+                                               (step - start) * args.batch_size,
+                                               time.perf_counter() - began))
+                bar.write(json.dumps(state["log"][-1]))
+            if main_proc and (step % per_epoch == 0 or step == stop):
+                checkpoint.save_training_state(
+                    paths["state"], net, optimizer, step // per_epoch, step,
+                    scaler=scaler.state_dict(), log=state["log"], rng=torch.get_rng_state())
+                write_log(paths["log"], state["log"])
+    except InputError as exc:
+        raise auxsegnet.worker_input_error(exc) from None
+    return terms
+
+
+def resume_state(args, net, optimizer, scaler):
+    """{'step', 'log'}: from the training state with --resume, else a fresh start."""
+    if not args.resume:
+        return {"step": 0, "log": []}
+    path = output_paths(args)["state"] if args.resume == RESUME_AUTO else args.resume
+    saved = checkpoint.load_training_state(path, net, optimizer)
+    scaler.load_state_dict(saved["extra"]["scaler"])
+    torch.set_rng_state(saved["extra"]["rng"])
+    return {"step": saved["step"], "log": saved["extra"]["log"]}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    info = dist.init_distributed(args.device)
+    torch.manual_seed(args.seed + info.rank)
+    dataset = make_dataset(args)
+    max_step = len(dataset) // args.batch_size * args.num_epochs
+    net = SegNet(num_classes=args.num_classes, width=args.width)
+    if args.init_weights and not args.resume:
+        checkpoint.load_weights(net, args.init_weights, strict=False,
+                                num_classes=args.num_classes)
+    net.to(info.device).train()
+    optimizer = make_optimizer(net, args, max_step)
+    scaler = torch.amp.GradScaler(info.device.type,
+                                  enabled=args.amp and info.device.type == "cuda")
+    state = resume_state(args, net, optimizer, scaler)
+    stop = max_step if args.max_iters is None else min(max_step, args.max_iters)
+    loader = make_loader(dataset, args, info, state["step"], stop)
+    model = DistributedDataParallel(net) if info.distributed else net
+    terms = train(model, net, optimizer, scaler, loader, args, info, state)
+    final = output_paths(args)["final"]
+    if dist.is_main_process():
+        checkpoint.save_checkpoint(final, net)
+        print(f"train_AuxAff: iteration {stop}/{max_step}, last loss "
+              f"{terms.get('loss', float('nan')):.4f}; weights in {final}")
+    dist.cleanup()
+    return final
+
+
+if __name__ == "__main__":
+    run_main(main)
