@@ -6,8 +6,10 @@ Two implementations of the same product `cam_vec @ T^t`:
 - `random_walk(..., method="sparse")` (default): t sparse steps over the 34-neighbour
   band of pairs, in float64, only for score rows that are not all zero. The pairs are the
   ones of `get_indices_of_pairs`, so both see the same affinities."""
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
-import scipy.sparse
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +21,7 @@ RW_ALPHA = 16  # psa infer_aff.py default background power
 RW_BETA = 8  # psa infer_aff.py default affinity power
 RW_LOGT = 8  # psa infer_aff.py default: t = 2^8 steps
 METHODS = ("sparse", "dense")
+SPARSE_CPU_THREADS = 1  # see cpu_threads
 
 
 def search_directions(radius):
@@ -87,31 +90,50 @@ def random_walk_dense(cam_vec, aff_dense, beta=RW_BETA, logt=RW_LOGT):
 
 
 def sparse_transition_t(aff, feat_size, beta=RW_BETA, radius=PAIR_RADIUS):
-    """T transposed as a float64 scipy CSR matrix, so that a step is `T^T @ v^T`."""
-    pairs = get_indices_in_radius(*feat_size, radius)
+    """T transposed, T = A^beta / column sums, as a float64 sparse CSR tensor on the
+    device of `aff` (D, M): one walk step is `T^T @ v^T`."""
+    pairs = torch.from_numpy(get_indices_in_radius(*feat_size, radius)).to(aff.device)
     area = feat_size[0] * feat_size[1]
-    values = aff.detach().reshape(-1).cpu().double().numpy() ** beta
-    diag = np.arange(area)
-    rows = np.concatenate([pairs[:, 0], pairs[:, 1], diag])
-    cols = np.concatenate([pairs[:, 1], pairs[:, 0], diag])
-    powered = scipy.sparse.csr_matrix((np.concatenate([values, values, np.ones(area)]),
-                                       (rows, cols)), shape=(area, area))
-    col_sums = np.asarray(powered.sum(axis=0)).reshape(-1)
-    return scipy.sparse.diags(1.0 / col_sums) @ powered.T
+    diag = torch.arange(area, device=aff.device)
+    values = aff.detach().reshape(-1).double() ** beta
+    rows = torch.cat([pairs[:, 0], pairs[:, 1], diag])
+    cols = torch.cat([pairs[:, 1], pairs[:, 0], diag])
+    values = torch.cat([values, values, torch.ones_like(diag, dtype=torch.float64)])
+    col_sums = torch.zeros(area, dtype=torch.float64, device=aff.device).index_add_(0, cols, values)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_coo_tensor(torch.stack([cols, rows]), values / col_sums[cols],
+                                       (area, area), check_invariants=False
+                                       ).coalesce().to_sparse_csr()
+
+
+@contextmanager
+def cpu_threads(count):
+    """Run a block with `count` torch CPU threads: the many small sparse operations of a
+    walk stall on thread hand-offs when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def random_walk_sparse(cam_vec, aff, feat_size, beta=RW_BETA, logt=RW_LOGT,
                        radius=PAIR_RADIUS):
-    """cam_vec @ T^(2^logt) by 2^logt sparse steps; all-zero rows stay zero unwalked."""
+    """cam_vec @ T^(2^logt) by 2^logt sparse steps in float64 (on the device of `aff`);
+    all-zero rows of cam_vec stay zero without being walked."""
     out = torch.zeros_like(cam_vec, dtype=torch.float32)
     active = torch.nonzero(cam_vec.abs().sum(dim=1) > 0).reshape(-1)
     if active.numel() == 0:
         return out
-    step = sparse_transition_t(aff, feat_size, beta, radius).tocsr()
-    walked = cam_vec[active].detach().cpu().double().numpy().T
-    for _ in range(2 ** logt):
-        walked = step @ walked
-    out[active] = torch.from_numpy(walked.T.astype(np.float32)).to(out.device)
+    threads = SPARSE_CPU_THREADS if aff.device.type == "cpu" else torch.get_num_threads()
+    with cpu_threads(threads):
+        step = sparse_transition_t(aff, feat_size, beta, radius)
+        walked = cam_vec[active].to(device=step.device, dtype=torch.float64).T.contiguous()
+        for _ in range(2 ** logt):
+            walked = step @ walked
+    out[active] = walked.T.to(out)
     return out
 
 
