@@ -6,3 +6,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(2)
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    """A small demo dataset (8 train, 3 val images) shared by the stage-script tests."""
+    from data.make_demo_dataset import make_demo_dataset
+    root = tmp_path_factory.mktemp("tiny_demo")
+    make_demo_dataset(root, seed=1, num_train=8, num_val=3)
+    return root
