@@ -10,9 +10,11 @@ from PIL import Image
 
 import gen_pgt
 import infer_AuxAff
+import run_iterations
 import train_AuxAff
 from data.make_demo_dataset import make_demo_dataset
-from tool.checkpoint import read_checkpoint
+from network import resnet38_cls
+from tool.checkpoint import read_checkpoint, save_checkpoint
 from tool.io import InputError, save_gray_png
 
 WIDTH = "0.125"
@@ -132,3 +134,32 @@ def test_gen_pgt_reports_missing_saliency(voc, tmp_path, trained):
                       "--list_path", str(voc / "train.txt"), "--SALpath", str(empty),
                       "--seg_pgt_path", str(tmp_path / "a"), "--sal_pgt_path", str(tmp_path / "b"),
                       "--cls_labels", str(voc / "cls_labels.npy"), "--device", "cpu"])
+
+
+def test_run_iterations_chains_rounds_and_restarts(voc, tmp_path, capsys):
+    init = tmp_path / "cls.pth"
+    save_checkpoint(init, resnet38_cls.Net(width=float(WIDTH)))
+    work = tmp_path / "iter"
+    argv = ["--rounds", "2", "--work_dir", str(work), "--img_path", str(voc / "JPEGImages"),
+            "--SALpath", str(voc / "SAL"), "--seg_pgt_path", str(voc / "SegmentationClassAug"),
+            "--sal_pgt_path", str(voc / "SAL"), "--init_weights", str(init),
+            "--list_path", str(voc / "train.txt"), "--cls_labels", str(voc / "cls_labels.npy"),
+            "--width", WIDTH, "--device", "cpu", "--gt_dir", str(voc / "SegmentationClass"),
+            "--train_args", "--crop_size 64 --batch_size 2 --max_iters 1 --num_workers 0"]
+    records = run_iterations.main(argv)
+    out = capsys.readouterr().out
+    round1 = work / "round_1" / "model" / "AuxSegNet_final.pth"
+    assert f"{init}: loaded" in out and f"{round1}: loaded" in out  # round 2 starts from round 1
+    assert [r["round"] for r in records] == [1, 2]
+    assert all(0 <= r["scores"]["miou"] <= 100 for r in records)
+    assert len(list((work / "round_2" / "seg_pgt").glob("*.png"))) == 4
+    table = out.strip().splitlines()[-3:]
+    assert table[0].startswith("    0") and table[2].startswith("    2")
+    # a rerun redoes nothing; with round 2's outputs gone it redoes round 2 only
+    stamp = round1.stat().st_mtime_ns
+    assert run_iterations.main(argv) == records
+    for path in (work / "round_2" / "done.json", work / "round_2" / "model" / "AuxSegNet_final.pth"):
+        path.unlink()
+    assert run_iterations.main(argv)[1]["weights"] == records[1]["weights"]
+    assert round1.stat().st_mtime_ns == stamp
+    assert (work / "round_2" / "model" / "AuxSegNet_final.pth").is_file()
