@@ -1,0 +1,134 @@
+"""Random-walk label maps from CAM dicts and a trained AffinityNet (psa `infer_aff.py`).
+
+Per image: background (1 - max CAM)^alpha, the 21 scores pooled to 1/8, walked t = 2^logt
+steps with T = A^beta / column sums, upsampled, argmax. Writes VOC-palette label PNGs to
+--out_rw (and label overlays to --out_overlay) plus a settings.json for eval_seg.py.
+--method dense is psa's dense matrix squaring; the default sparse walk gives the same
+labels far faster."""
+import argparse
+import json
+import os
+
+from network import resnet38_aff
+from tool import random_walk as rw
+from tool.checkpoint import load_weights
+from tool.cli import add_device_arg, progress, resolve_device, run_main
+from tool.dist import add_shard_arg, shard_ids
+from tool.io import InputError, atomic_path, load_cam_dict, output_done, read_image, \
+    save_label_png, save_rgb
+from tool.visualize import label_overlay
+from tool.voc import find_image, get_image_label, load_cls_labels, read_image_list
+
+MIN_HEIGHT = rw.OUTPUT_STRIDE * (rw.PAIR_RADIUS - 1) + 1  # 33 px: a 5-high feature map
+MIN_WIDTH = rw.OUTPUT_STRIDE * (2 * rw.PAIR_RADIUS - 2) + 1  # 65 px: a 9-wide feature map
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
+    data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+    data.add_argument("--cls_labels", default=None,
+                      help="psa cls_labels.npy, to check the CAM dicts' classes "
+                           "(default: <voc12_root>/cls_labels.npy)")
+    data.add_argument("--cam_dir", required=True, help="CAM dicts <id>.npy of infer_cls.py")
+    model = p.add_argument_group("model")
+    model.add_argument("--weights", required=True, help="AffinityNet checkpoint (.pth)")
+    model.add_argument("--network", default="network.resnet38_aff",
+                       help="accepted for psa compatibility; only network.resnet38_aff exists")
+    model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    walk = p.add_argument_group("random walk (psa infer_aff.py defaults)")
+    walk.add_argument("--alpha", type=float, default=rw.RW_ALPHA,
+                      help="background score (1 - max CAM)^alpha; psa: 16")
+    walk.add_argument("--beta", type=float, default=rw.RW_BETA, help="affinity power; psa: 8")
+    walk.add_argument("--logt", type=int, default=rw.RW_LOGT,
+                      help="walk 2^logt steps; psa: 8 (256 steps)")
+    walk.add_argument("--method", choices=rw.METHODS, default="sparse",
+                      help="sparse: band-matrix steps (fast, default); dense: psa's squaring "
+                           "of the dense (hw)^2 matrix")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out_rw", required=True, help="random-walk label PNGs (VOC palette)")
+    out.add_argument("--out_overlay", default=None, help="label overlays on the image (PNG)")
+    out.add_argument("--overwrite", action="store_true", help="redo images already written")
+    env = p.add_argument_group("environment")
+    add_device_arg(env)
+    env.add_argument("--num_workers", type=int, default=1,
+                     help="accepted for psa compatibility; images are read in the main process")
+    add_shard_arg(env)
+    return p
+
+
+def output_paths(args, img_id):
+    """The label PNG, then the overlay when asked for."""
+    folders = [args.out_rw] + ([args.out_overlay] if args.out_overlay else [])
+    return [os.path.join(folder, img_id + ".png") for folder in folders]
+
+
+def check_image_size(path, rgb):
+    height, width = rgb.shape[:2]
+    if height < MIN_HEIGHT or width < MIN_WIDTH:
+        raise InputError(f"{path}: image is {height}x{width}; the affinity net needs at least "
+                         f"{MIN_HEIGHT}x{MIN_WIDTH} (HxW)")
+
+
+def check_cam_shapes(path, cams, shape):
+    bad = [k for k, cam in cams.items() if cam.shape != tuple(shape)]
+    if bad:
+        raise InputError(f"{path}: CAM of class {bad[0]} is {cams[bad[0]].shape}, the image is "
+                         f"{tuple(shape)}")
+
+
+def cam_paths(cam_dir, ids):
+    """The CAM file of every id; a missing one fails before any work."""
+    paths = {img_id: os.path.join(cam_dir, img_id + ".npy") for img_id in ids}
+    missing = [p for p in paths.values() if not os.path.isfile(p)]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InputError(f"{missing[0]}: CAM file not found{more}")
+    return paths
+
+
+def write_settings(folder, args):
+    with atomic_path(os.path.join(folder, "settings.json")) as tmp:
+        with open(tmp, "w") as f:
+            json.dump({"stage": "infer_aff", "alpha": args.alpha, "beta": args.beta,
+                       "logt": args.logt, "method": args.method, "cam_dir": args.cam_dir,
+                       "weights": args.weights, "crf": False}, f, indent=1)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    device = resolve_device(args.device)
+    labels_path = args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")
+    labels = load_cls_labels(labels_path)
+    ids = shard_ids(read_image_list(args.infer_list), args)
+    img_dir = os.path.join(args.voc12_root, "JPEGImages")
+
+    todo = [i for i in ids if not all(output_done(p, args.overwrite)
+                                      for p in output_paths(args, i))]
+    cam_files = cam_paths(args.cam_dir, todo)
+
+    net = resnet38_aff.Net(width=args.width)
+    load_weights(net, args.weights)
+    net.eval().to(device)
+    for img_id in progress(todo, "infer_aff"):
+        label = get_image_label(labels, img_id, labels_path)
+        cams = load_cam_dict(cam_files[img_id], label)
+        img_path = find_image(img_dir, img_id)
+        rgb = read_image(img_path)
+        check_image_size(img_path, rgb)
+        check_cam_shapes(cam_files[img_id], cams, rgb.shape[:2])
+        rw_label = rw.random_walk_label(net, rgb, cams, args.alpha, args.beta, args.logt,
+                                        args.method, device)
+        paths = output_paths(args, img_id)
+        save_label_png(paths[0], rw_label)
+        if args.out_overlay:
+            save_rgb(paths[1], label_overlay(rgb, rw_label))
+    write_settings(args.out_rw, args)
+    print(f"infer_aff: {len(todo)} images computed, {len(ids) - len(todo)} already done "
+          f"({len(ids)} listed)")
+
+
+if __name__ == "__main__":
+    run_main(main)
