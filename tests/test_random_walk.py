@@ -5,14 +5,22 @@ import pytest
 import torch
 from PIL import Image
 
-from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
-from network import resnet38_aff
+from golden import GOLDEN, assert_close, load_golden, needs_golden
+from test_resnet38_aff import recipe_aff_net
 from tool import random_walk as rw
+from tool.random_walk import cpu_threads
 
 IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 RUNS = {"default": (16, 8, 8), "strongwalk": (8, 1, 5)}  # (alpha, beta, logt)
 AFF_TOL = dict(atol=1e-6, rtol=1e-4)  # golden README §5, affinities / trans_mat
 UNSURE_MARGIN = 1e-4  # golden README §5: label flips allowed only below this top-2 margin
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Single-threaded: on shared cores thread hand-offs cost more than they save."""
+    with cpu_threads(1):
+        yield
 
 
 @needs_golden
@@ -96,7 +104,7 @@ def golden_walk():
         pytest.skip(f"golden data folder {GOLDEN} is absent")
     g_aff = load_golden("e2e_psa_infer_aff.npz")
     g_cls = load_golden("e2e_psa_infer_cls.npz")
-    net = load_recipe(resnet38_aff.Net())
+    net = recipe_aff_net()
     out = {}
     for img_id in IDS:
         rgb = np.asarray(Image.open(GOLDEN / "dataset" / "JPEGImages" / f"{img_id}.jpg")

@@ -1,4 +1,5 @@
 """AffinityNet against psa's resnet38_aff (golden case 4) and its training-time contract."""
+import functools
 import json
 
 import numpy as np
@@ -7,13 +8,28 @@ import torch
 
 from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
 from network import resnet38_aff
+from tool.random_walk import cpu_threads
 
 AFF_TOL = dict(atol=1e-6, rtol=1e-4)  # golden README §5, affinities
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Single-threaded: on shared cores thread hand-offs cost more than they save."""
+    with cpu_threads(1):
+        yield
+
+
+@functools.lru_cache(maxsize=1)
+def recipe_aff_net():
+    """The full-width AffinityNet with the golden weight recipe, built once per session
+    (test_random_walk.py uses it too)."""
+    return load_recipe(resnet38_aff.Net())
+
+
 @pytest.fixture(scope="module")
 def aff_net():
-    return load_recipe(resnet38_aff.Net())
+    return recipe_aff_net()
 
 
 @needs_golden
@@ -83,7 +99,7 @@ def test_training_freezes_stem_and_groups_new_layers():
 def test_gradient_reaches_features_but_not_frozen_stem():
     torch.manual_seed(0)
     net = resnet38_aff.Net(width=0.125).train()
-    aff = net(torch.randn(2, 3, 72, 72))
+    aff = net(torch.randn(1, 3, 40, 72))
     (-torch.log(aff + 1e-5)).mean().backward()
     assert net.f9.weight.grad is not None and net.f9.weight.grad.abs().sum() > 0
     assert sum(float(p.grad.abs().sum()) for p in net.b3.parameters() if p.grad is not None) > 0
