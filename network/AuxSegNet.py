@@ -116,7 +116,9 @@ class SegNet(resnet38d.Net):
         return conv4(F.relu(conv3(x))), aff
 
     def _cross_affinity(self, seg_aff, sal_aff):
-        stacked = torch.stack((seg_aff, sal_aff), dim=1)  # (B, 2, N, N) seen as an image
+        # (B, 2, N, N) seen as a 2-channel image, stored channels-last: the small-channel
+        # convolution runs several times faster that way on CPUs
+        stacked = torch.stack((seg_aff, sal_aff), dim=-1).permute(0, 3, 1, 2)
         weights = self.cross_att(stacked)
         return stacked[:, 0] * weights[:, 0] + stacked[:, 1] * weights[:, 1]
 

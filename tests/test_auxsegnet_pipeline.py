@@ -158,8 +158,9 @@ def test_run_iterations_chains_rounds_and_restarts(voc, tmp_path, capsys):
     # a rerun redoes nothing; with round 2's outputs gone it redoes round 2 only
     stamp = round1.stat().st_mtime_ns
     assert run_iterations.main(argv) == records
-    for path in (work / "round_2" / "done.json", work / "round_2" / "model" / "AuxSegNet_final.pth"):
+    round2 = work / "round_2"
+    for path in (round2 / "done.json", round2 / "model" / "AuxSegNet_final.pth"):
         path.unlink()
     assert run_iterations.main(argv)[1]["weights"] == records[1]["weights"]
     assert round1.stat().st_mtime_ns == stamp
-    assert (work / "round_2" / "model" / "AuxSegNet_final.pth").is_file()
+    assert (round2 / "model" / "AuxSegNet_final.pth").is_file()
