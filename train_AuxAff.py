@@ -57,6 +57,9 @@ def build_parser():
     optim = p.add_argument_group("optimisation (released train_AuxAff.py defaults)")
     optim.add_argument("--batch_size", type=int, default=4, help="global batch (released: 4)")
     optim.add_argument("--crop_size", type=int, default=321, help="released: 321")
+    optim.add_argument("--seg_pad_label", type=int, default=auxsegnet.LABEL_PAD,
+                       help="segmentation label of the crop's padding: released 0 (trains "
+                            "the zero padding as background); 255 ignores it")
     optim.add_argument("--num_epochs", type=int, default=15,
                        help="released: 15 (the paper: 15 first round, 10 later rounds)")
     optim.add_argument("--lr", type=float, default=7e-4,
@@ -100,7 +103,8 @@ def make_dataset(args):
             raise InputError(f"{getattr(args, flag)}: --{flag} folder not found")
     return auxsegnet.AuxTrainDataset(
         read_image_list(args.list_path), args.img_path, args.seg_pgt_path, args.sal_pgt_path,
-        load_cls_labels(args.cls_labels), args.cls_labels, args.crop_size, args.num_classes)
+        load_cls_labels(args.cls_labels), args.cls_labels, args.crop_size, args.num_classes,
+        args.seg_pad_label)
 
 
 def make_loader(dataset, args, info, start, stop):
@@ -189,6 +193,8 @@ def main(argv=None):
     if args.init_weights and not args.resume:
         checkpoint.load_weights(net, args.init_weights, strict=False,
                                 num_classes=args.num_classes)
+    elif not args.resume:
+        print("train_AuxAff: no --init_weights, training from a random initialisation")
     net.to(info.device).train()
     optimizer = make_optimizer(net, args, max_step)
     scaler = torch.amp.GradScaler(info.device.type,

@@ -101,6 +101,9 @@ class SegNet(resnet38d.Net):
         self.sal_W = nn.Conv2d(head, head, 1)
         self.cross_att = nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, bias=False), nn.ReLU(),
                                        nn.Conv2d(2, 2, 1), nn.Softmax(dim=1))
+        # its input is channels-last (see _cross_affinity); weights to match, so gradients
+        # have the parameters' layout (DistributedDataParallel expects that)
+        self.cross_att.to(memory_format=torch.channels_last)
 
     def _classify(self, feats):
         pooled = F.adaptive_avg_pool2d(self.dropout7(feats), 1)

@@ -91,7 +91,8 @@ def test_gen_pgt_then_infer(voc, tmp_path, trained):
               "--list_path", str(voc / "train.txt"), "--device", "cpu"]
     assert gen_pgt.main(common + ["--SALpath", str(voc / "SAL"), "--seg_pgt_path", str(seg_dir),
                                   "--sal_pgt_path", str(sal_dir),
-                                  "--cls_labels", str(voc / "cls_labels.npy")]) == 4
+                                  "--cls_labels", str(voc / "cls_labels.npy"),
+                                  "--workers", "2"]) == 4
     labels = np.load(voc / "cls_labels.npy", allow_pickle=True).item()
     for img_id in (voc / "train.txt").read_text().split():
         size = Image.open(voc / "JPEGImages" / f"{img_id}.jpg").size
@@ -106,6 +107,12 @@ def test_gen_pgt_then_infer(voc, tmp_path, trained):
     assert pred.mode == "P" and pred.size == Image.open(voc / "JPEGImages/2026_000002.jpg").size
     settings = json.loads((pred_dir / "settings.json").read_text())
     assert settings["scales"] == [1.0, 0.5] and settings["flip"] and settings["crf"] == "inf"
+
+
+def test_released_use_crf_form_parses():
+    args = infer_AuxAff.build_parser().parse_args(
+        ["--img_path", "i", "--weights", "w", "--save_path", "s", "--use_crf", "False"])
+    assert args.use_crf is False and args.scales == [1.0] and not args.flip
 
 
 def test_missing_pseudo_label_is_reported_before_training(voc, tmp_path):

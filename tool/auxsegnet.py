@@ -49,15 +49,16 @@ def epoch_batches(num_images, batch_size, epoch, seed=0, rank=0, world_size=1):
     return batches
 
 
-def augment(rgb, seg, sal, scale, rng, crop_size):
+def augment(rgb, seg, sal, scale, rng, crop_size, label_pad=LABEL_PAD):
     """train_AuxAff.py's augmentation of one image: resize by `scale` (image and saliency
     bilinear, label nearest), flip with p 0.5, normalise, crop_size crop with the image
-    at the top-left of a zero-padded crop (labels padded with 0), saliency binarised."""
+    at the top-left of a zero-padded crop (segmentation label padded with `label_pad`,
+    saliency with 0), saliency binarised."""
     img, seg = transforms.random_scale(rgb, scale, labels=(seg,))
     sal = transforms.random_scale(sal, scale)
     img, seg, sal = transforms.random_hflip(rng, img, seg, sal)
     img, seg, sal = transforms.random_crop(transforms.normalize(img), crop_size, rng,
-                                           labels=(seg, sal), label_pad=LABEL_PAD,
+                                           labels=(seg, sal), label_pad=(label_pad, 0),
                                            pad_at="top_left")
     sal = (sal > SAL_BINARY_THRESHOLD).astype(np.float32)
     return img, seg.astype(np.int64), sal
@@ -94,7 +95,7 @@ class AuxTrainDataset(Dataset):
     the (index, scale, seed) tuples of `epoch_batches` (use them as a batch_sampler)."""
 
     def __init__(self, ids, img_dir, seg_dir, sal_dir, labels, labels_path, crop_size,
-                 num_classes=21):
+                 num_classes=21, label_pad=LABEL_PAD):
         self.ids = list(ids)
         self.dirs = (img_dir, seg_dir, sal_dir)
         self.labels = labels_for_ids(self.ids, labels, labels_path)
@@ -104,6 +105,7 @@ class AuxTrainDataset(Dataset):
             find_label(sal_dir, img_id)
         self.crop_size = crop_size
         self.num_classes = num_classes
+        self.label_pad = label_pad
 
     def __len__(self):
         return len(self.ids)
@@ -112,7 +114,7 @@ class AuxTrainDataset(Dataset):
         index, scale, seed = key
         sample = read_seg_sample(self.ids[index], *self.dirs, num_classes=self.num_classes)
         img, seg, sal = augment(sample["rgb"], sample["seg"], sample["sal"], scale,
-                                np.random.default_rng(seed), self.crop_size)
+                                np.random.default_rng(seed), self.crop_size, self.label_pad)
         return {"img": img, "seg": seg, "sal": sal, "label": self.labels[index]}
 
 
