@@ -1,0 +1,153 @@
+"""InferCam step 2 (InferCam `infer_cam.py`): refined CAMs by iterative erasing on the four
+corner crops of split_img.py, merged by per-pixel maximum.
+
+Per crop, up to 5 rounds of the multi-scale + flip CAM; after each round the pixels whose
+running-max CAM reached 0.7 are filled with the input's mean in the next round; the
+rounds stop when the remaining area shrank by less than 2% of the crop. Writes CAM dicts
+{class: HxW float32} for the labelled classes (the format of infer_cls.py, read by
+infer_aff.py and eval_seg.py) and optional per-class heatmaps.
+
+The crops come from split_img.py's `<id>.json` boxes, cut from the original image (no JPEG
+loss), or from `<id>_1.jpg` .. `<id>_4.jpg` (split_img.py --write_crops, or the published
+pre-split folders). The defaults reproduce the released code, quirks included.
+
+    python infer_cam.py --weights res38_cls.pth --voc12_root VOC2012 --split_path splits \\
+        --infer_list voc12/train_aug.txt --out_cam out_cam_infercam
+"""
+import argparse
+import os
+
+from split_img import (add_data_args, add_environment_args, add_model_args, cls_labels_path,
+                       heatmap_paths, load_classifier, save_class_heatmaps, write_settings)
+from tool import cam as camlib
+from tool import infercam
+from tool.cli import progress, resolve_device, run_main
+from tool.dist import shard_ids
+from tool.io import InputError, output_done, read_image, save_npy
+from tool.voc import find_image, get_image_label, load_cls_labels, read_image_list
+
+CROP_SOURCES = ("auto", "boxes", "images")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    add_data_args(data)
+    data.add_argument("--split_path", required=True,
+                      help="split_img.py's folder: <id>.json boxes and/or <id>_1..4.jpg crops")
+    data.add_argument("--crop_source", choices=CROP_SOURCES, default="auto",
+                      help="boxes: cut the crops from the original image with <id>.json; "
+                           "images: read <id>_1..4.jpg (as released); auto: boxes when "
+                           "<id>.json exists, else images")
+    add_model_args(p.add_argument_group("model"))
+    erase = p.add_argument_group("InferCam erasing")
+    erase.add_argument("--max_rounds", type=int, default=infercam.MAX_ROUNDS,
+                       help="InferCam infer_cam.py: at most 5 CAM rounds per crop")
+    erase.add_argument("--erase_threshold", type=float, default=infercam.ERASE_THRESHOLD,
+                       help="InferCam: pixels whose running-max CAM reaches 0.7 are erased")
+    erase.add_argument("--min_shrink", type=float, default=infercam.MIN_SHRINK,
+                       help="InferCam: stop when the left area shrinks by less than 0.02 of "
+                            "the crop")
+    erase.add_argument("--flip_mask", action="store_true",
+                       help="mirror the erasing mask for the flipped inputs (the released code "
+                            "does not, so flipped inputs are erased at the mirrored place)")
+    erase.add_argument("--direct_mask_resize", action="store_true",
+                       help="resize the erasing mask from the crop size to each scale (the "
+                            "released code resizes it in a chain, 1 -> 0.5 -> 1.5 -> 2)")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out_cam", default=None, help="refined CAM dicts {class: HxW} as .npy")
+    out.add_argument("--heatmap", default=None, help="per-class CAM overlays <id>_<class>.jpg")
+    out.add_argument("--overwrite", action="store_true", help="redo images already written")
+    add_environment_args(p.add_argument_group("environment"))
+    return p
+
+
+def uses_boxes(args, img_id):
+    record = infercam.split_record_path(args.split_path, img_id)
+    return args.crop_source == "boxes" or (args.crop_source == "auto" and os.path.isfile(record))
+
+
+def load_crops(args, img_id, rgb):
+    """The four crops (uint8 RGB) of one image and, per crop, the file to blame for it."""
+    if uses_boxes(args, img_id):
+        path = infercam.split_record_path(args.split_path, img_id)
+        record = infercam.load_split_record(path)
+        if record["image_size"] != rgb.shape[:2]:
+            raise InputError(f"{path}: boxes are for a {record['image_size'][0]}x"
+                             f"{record['image_size'][1]} image but the image is "
+                             f"{rgb.shape[0]}x{rgb.shape[1]}")
+        return [infercam.crop(rgb, box) for box in record["boxes"]], [path] * infercam.NUM_CROPS
+    paths = [infercam.crop_image_path(args.split_path, img_id, i)
+             for i in range(infercam.NUM_CROPS)]
+    return [read_image(p) for p in paths], paths
+
+
+def check_crops(crops, sources, image_hw, scales):
+    """Each crop must fit in the image and stay non-empty at every scale."""
+    for index, (rgb, source) in enumerate(zip(crops, sources)):
+        h, w = rgb.shape[:2]
+        if h > image_hw[0] or w > image_hw[1]:
+            raise InputError(f"{source}: crop {index + 1} is {h}x{w} but the image is "
+                             f"{image_hw[0]}x{image_hw[1]}")
+        if min(min(camlib.scaled_size(h, w, s)) for s in scales) < 1:
+            raise InputError(f"{source}: crop {index + 1} is {h}x{w}, empty at the smallest "
+                             "scale (a negative crop start wrapped around; split the image "
+                             "again with split_img.py --clamp_crops)")
+
+
+def refine_options(args, device):
+    return {"scales": args.scales, "device": device, "max_rounds": args.max_rounds,
+            "threshold": args.erase_threshold, "min_shrink": args.min_shrink,
+            "chained": not args.direct_mask_resize, "flip_mask": args.flip_mask}
+
+
+def stage_settings(args):
+    return {"stage": "infer_cam", "scales": args.scales, "flip": True, "crf": False,
+            "weights": args.weights, "split_path": args.split_path,
+            "crop_source": args.crop_source, "max_rounds": args.max_rounds,
+            "erase_threshold": args.erase_threshold, "min_shrink": args.min_shrink,
+            "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if not (args.out_cam or args.heatmap):
+        raise SystemExit("nothing to do: give --out_cam and/or --heatmap")
+    device = resolve_device(args.device)
+    labels_path = cls_labels_path(args)
+    labels = load_cls_labels(labels_path, args.num_classes)
+    ids = shard_ids(read_image_list(args.infer_list), args)
+    img_dir = os.path.join(args.voc12_root, "JPEGImages")
+    net = load_classifier(args, device)
+    options = refine_options(args, device)
+
+    done = computed = rounds = crops_run = 0
+    for img_id in progress(ids, "infer_cam"):
+        label = get_image_label(labels, img_id, labels_path)
+        classes = camlib.present_classes(label)
+        cam_path = os.path.join(args.out_cam, img_id + ".npy") if args.out_cam else None
+        heatmaps = heatmap_paths(args.heatmap, img_id, classes, args.num_classes) \
+            if args.heatmap else {}
+        if all(output_done(p, args.overwrite) for p in [cam_path, *heatmaps.values()] if p):
+            done += 1
+            continue
+        rgb = read_image(find_image(img_dir, img_id))
+        crops, sources = load_crops(args, img_id, rgb)
+        check_crops(crops, sources, rgb.shape[:2], args.scales)
+        merged, shrinks = infercam.infer_cam(net, crops, label, rgb.shape[:2], **options)
+        cams = camlib.cam_dict_from_array(merged, label)
+        if cam_path:
+            save_npy(cam_path, cams)
+        save_class_heatmaps(heatmaps, rgb, cams)
+        computed += 1
+        rounds += sum(len(s) for s in shrinks)
+        crops_run += len(shrinks)
+    if args.out_cam:
+        write_settings(args.out_cam, stage_settings(args))
+    print(f"infer_cam: {computed} images computed, {done} already done ({len(ids)} listed); "
+          f"{rounds / max(crops_run, 1):.2f} erasing rounds per crop")
+
+
+if __name__ == "__main__":
+    run_main(main)

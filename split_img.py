@@ -1,0 +1,177 @@
+"""InferCam step 1 (InferCam `split_img.py`): the baseline multi-scale CAM of each image,
+the mass centre of every labelled class and the four overlapping corner crops around them.
+
+Writes per image `<split_path>/<id>.json` (image size, classes, mass centres, and the four
+crop boxes (r0, r1, c0, c1) as the numpy slices used), which infer_cam.py crops from the
+original image without JPEG loss. --write_crops also writes the crops as the released
+code did (`<id>_1.jpg` .. `<id>_4.jpg`, OpenCV JPEG quality 95); --out_cam the baseline CAM
+dicts, --heatmap per-class CAM overlays.
+
+    python split_img.py --weights res38_cls.pth --voc12_root VOC2012 --split_path splits \\
+        --infer_list voc12/train_aug.txt
+"""
+import argparse
+import json
+import os
+
+from network import resnet38_cls
+from tool import cam as camlib
+from tool import infercam
+from tool.checkpoint import load_weights
+from tool.cli import add_device_arg, progress, resolve_device, run_main
+from tool.dist import add_shard_arg, shard_ids
+from tool.io import InputError, atomic_path, output_done, read_image, save_npy
+from tool.visualize import save_cam_overlay
+from tool.voc import VOC_CLASSES, find_image, get_image_label, load_cls_labels, read_image_list
+
+SETTINGS_FILE = "settings.json"
+
+
+def add_data_args(group):
+    group.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
+    group.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+    group.add_argument("--cls_labels", default=None,
+                       help="psa cls_labels.npy (default: <voc12_root>/cls_labels.npy)")
+
+
+def add_model_args(group):
+    group.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
+    group.add_argument("--network", default="network.resnet38_cls",
+                       help="accepted for InferCam compatibility; only network.resnet38_cls exists")
+    group.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
+    group.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    group.add_argument("--scales", type=float, nargs="+", default=list(camlib.CAM_SCALES),
+                       help="InferCam/psa: 1.0 0.5 1.5 2.0, each with its flip")
+
+
+def add_environment_args(group):
+    add_device_arg(group)
+    group.add_argument("--num_workers", type=int, default=1,
+                       help="accepted for InferCam compatibility; images run one after another")
+    add_shard_arg(group)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(p.add_argument_group("data"))
+    add_model_args(p.add_argument_group("model"))
+    split = p.add_argument_group("split")
+    split.add_argument("--clamp_crops", action="store_true",
+                       help="start a crop that would begin above or left of the image at 0; the "
+                            "released code keeps the negative start, which numpy wraps around "
+                            "(the crop is then only the last rows/columns)")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--split_path", required=True,
+                     help="folder for <id>.json crop boxes (and <id>_1..4.jpg with --write_crops)")
+    out.add_argument("--write_crops", action="store_true",
+                     help="also write the crops as JPEGs (quality 95, as InferCam did)")
+    out.add_argument("--out_cam", default=None, help="baseline CAM dicts {class: HxW} as .npy")
+    out.add_argument("--heatmap", default=None, help="per-class CAM overlays <id>_<class>.jpg")
+    out.add_argument("--overwrite", action="store_true", help="redo images already written")
+    add_environment_args(p.add_argument_group("environment"))
+    return p
+
+
+def cls_labels_path(args):
+    return args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")
+
+
+def load_classifier(args, device):
+    net = resnet38_cls.Net(num_classes=args.num_classes, width=args.width)
+    load_weights(net, args.weights, num_classes=args.num_classes)
+    return net.eval().to(device)
+
+
+def class_name(c, num_classes):
+    return VOC_CLASSES[c] if num_classes == len(VOC_CLASSES) else f"class{c}"
+
+
+def heatmap_paths(folder, img_id, classes, num_classes):
+    """InferCam's heatmap names: <id>_<class name>.jpg per labelled class."""
+    return {c: os.path.join(folder, f"{img_id}_{class_name(c, num_classes)}.jpg") for c in classes}
+
+
+def save_class_heatmaps(paths, rgb, cams):
+    for c, path in paths.items():
+        save_cam_overlay(path, rgb, {c: cams[c]})
+
+
+def write_settings(folder, settings):
+    with atomic_path(os.path.join(folder, SETTINGS_FILE)) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(settings, f, indent=1)
+
+
+def output_paths(args, img_id, classes):
+    paths = [infercam.split_record_path(args.split_path, img_id)]
+    if args.write_crops:
+        paths += [infercam.crop_image_path(args.split_path, img_id, i)
+                  for i in range(infercam.NUM_CROPS)]
+    if args.out_cam:
+        paths.append(os.path.join(args.out_cam, img_id + ".npy"))
+    if args.heatmap:
+        paths += list(heatmap_paths(args.heatmap, img_id, classes, args.num_classes).values())
+    return paths
+
+
+def split_image(net, rgb, label, args, device):
+    """Baseline CAM, mass centres and the four crop boxes of one image."""
+    norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device)
+    classes = camlib.present_classes(label)
+    centers = infercam.mass_centers(norm_cam, classes)
+    boxes = infercam.split_boxes(centers, *rgb.shape[:2], clamp=args.clamp_crops)
+    return norm_cam, classes, centers, boxes
+
+
+def write_split_outputs(args, img_id, rgb, label, split):
+    norm_cam, classes, centers, boxes = split
+    infercam.save_split_record(infercam.split_record_path(args.split_path, img_id),
+                               rgb.shape[:2], classes, centers, boxes, args.clamp_crops)
+    if args.write_crops:
+        for index, box in enumerate(boxes):
+            infercam.save_crop_jpeg(infercam.crop_image_path(args.split_path, img_id, index),
+                                    infercam.crop(rgb, box))
+    cams = camlib.cam_dict_from_array(norm_cam, label)
+    if args.out_cam:
+        save_npy(os.path.join(args.out_cam, img_id + ".npy"), cams)
+    if args.heatmap:
+        save_class_heatmaps(heatmap_paths(args.heatmap, img_id, classes, args.num_classes),
+                            rgb, cams)
+
+
+def stage_settings(args):
+    return {"stage": "split_img", "scales": args.scales, "flip": True, "crf": False,
+            "weights": args.weights, "clamp_crops": args.clamp_crops}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    device = resolve_device(args.device)
+    labels_path = cls_labels_path(args)
+    labels = load_cls_labels(labels_path, args.num_classes)
+    ids = shard_ids(read_image_list(args.infer_list), args)
+    img_dir = os.path.join(args.voc12_root, "JPEGImages")
+    net = load_classifier(args, device)
+
+    done = computed = 0
+    for img_id in progress(ids, "split_img"):
+        label = get_image_label(labels, img_id, labels_path)
+        classes = camlib.present_classes(label)
+        if not classes:
+            raise InputError(f"{labels_path}: image {img_id} has no class in its label; "
+                             "InferCam splits around at least one class")
+        if all(output_done(p, args.overwrite) for p in output_paths(args, img_id, classes)):
+            done += 1
+            continue
+        rgb = read_image(find_image(img_dir, img_id))
+        write_split_outputs(args, img_id, rgb, label, split_image(net, rgb, label, args, device))
+        computed += 1
+    for folder in (args.split_path, args.out_cam):
+        if folder:
+            write_settings(folder, stage_settings(args))
+    print(f"split_img: {computed} images split, {done} already done ({len(ids)} listed)")
+
+
+if __name__ == "__main__":
+    run_main(main)

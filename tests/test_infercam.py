@@ -1,0 +1,287 @@
+"""InferCam (split_img.py, infer_cam.py) against the released code's outputs (golden case
+6c), the erasing rules on toy networks, and both scripts end to end on a demo dataset."""
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import infer_cam
+import split_img
+from data.make_demo_dataset import make_demo_dataset
+from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
+from network import resnet38_cls
+from tool import infercam
+from tool.cam import scaled_inputs, with_flips
+from tool.checkpoint import save_checkpoint
+from tool.io import InputError, load_cam_dict, read_image
+from tool.voc import load_cls_labels, read_image_list
+
+IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
+CAM_ATOL = 5e-5  # golden README §5, normalised CAMs
+NUM_CLASSES = 20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread: on the shared 2-core machine, two threads mostly wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def split_ref():
+    return load_golden("e2e_infercam_split.npz")
+
+
+@pytest.fixture(scope="module")
+def infer_ref():
+    return load_golden("e2e_infercam_infer.npz")
+
+
+@pytest.fixture(scope="module")
+def recipe_net():
+    return load_recipe(resnet38_cls.Net())
+
+
+def golden_rgb(img_id):
+    return load_golden("e2e_dataset.npz")[f"{img_id}__rgb_pil"]
+
+
+def golden_label(ref, img_id):
+    label = np.zeros(NUM_CLASSES, np.float32)
+    label[ref[f"{img_id}__cam_keys"]] = 1
+    return label
+
+
+def dense(keys, values, shape):
+    out = np.zeros((NUM_CLASSES,) + tuple(shape), np.float64)
+    out[keys] = values
+    return out
+
+
+@needs_golden
+@pytest.mark.parametrize("img_id", IDS)
+def test_mass_centres_boxes_and_crops_match_golden(split_ref, img_id):
+    keys = split_ref[f"{img_id}__cam_keys"]
+    rgb = golden_rgb(img_id)
+    norm_cam = dense(keys, split_ref[f"{img_id}__cam"], rgb.shape[:2]).astype(np.float32)
+    centers = infercam.mass_centers(norm_cam, keys.tolist())
+    np.testing.assert_array_equal(centers, split_ref[f"{img_id}__mass_centers"])
+    boxes = infercam.split_boxes(centers, *rgb.shape[:2])
+    np.testing.assert_array_equal(np.array(boxes), split_ref[f"{img_id}__split_slices"])
+    for n, box in enumerate(boxes, 1):
+        np.testing.assert_array_equal(infercam.crop(rgb, box)[:, :, ::-1],
+                                      split_ref[f"{img_id}__split{n}_written_bgr"])
+
+
+@needs_golden
+@pytest.mark.parametrize("img_id", IDS)
+def test_merge_of_golden_crop_cams_gives_golden_cam(split_ref, infer_ref, img_id):
+    keys = infer_ref[f"{img_id}__cam_keys"]
+    crop_cams = [dense(keys, infer_ref[f"{img_id}__split{n}_cam_matrix"],
+                       infer_ref[f"{img_id}__split{n}_cam_matrix"].shape[1:]) for n in range(1, 5)]
+    merged = infercam.merge_crop_cams(crop_cams, golden_rgb(img_id).shape[:2])
+    assert_close(merged[keys], infer_ref[f"{img_id}__cam"], atol=1e-7, rtol=0, name=img_id)
+    assert np.all(np.delete(merged, keys, axis=0) == 0)
+
+
+@needs_golden
+def test_erased_inputs_match_golden_example(split_ref, infer_ref, recipe_net):
+    """2007_000001 split 2, round 2: chained mask resizing, mask not mirrored."""
+    rgb = split_ref["2007_000001__split2_decoded_pil_rgb"]
+    label = golden_label(split_ref, "2007_000001")
+    first_round, _ = infercam.refine_crop_cam(recipe_net, rgb, label, max_rounds=1)
+    left = first_round.max(axis=0) < infercam.ERASE_THRESHOLD
+    inputs = with_flips(scaled_inputs(rgb))
+    erased = infercam.erased_inputs(inputs, left, [i % 2 == 1 for i in range(8)])
+    for i in range(8):
+        assert_close(inputs[i], infer_ref[f"masked_example__img_{i}"], atol=1e-6, rtol=0)
+        assert_close(erased[i], infer_ref[f"masked_example__new_img_{i}"], atol=1e-6, rtol=0,
+                     name=f"input {i}")
+
+
+@needs_golden
+@pytest.mark.parametrize("img_id, split", [("2007_000003", 3), ("2007_000002", 4)])
+def test_refined_crop_cam_and_rounds_match_golden(split_ref, infer_ref, recipe_net, img_id, split):
+    """An 11-row wrapped crop of two classes (4 rounds, the last shrinking 0), and a crop that
+    runs into the 5-round cap with CAM values within 1e-5 of the 0.7 threshold."""
+    rgb = split_ref[f"{img_id}__split{split}_decoded_pil_rgb"]
+    cam_matrix, shrinks = infercam.refine_crop_cam(recipe_net, rgb, golden_label(split_ref, img_id))
+    np.testing.assert_array_equal(shrinks, infer_ref[f"{img_id}__split{split}_cam_mask_diffs"])
+    keys = infer_ref[f"{img_id}__cam_keys"]
+    assert_close(cam_matrix[keys], infer_ref[f"{img_id}__split{split}_cam_matrix"],
+                 atol=CAM_ATOL, rtol=0, name=f"split {split}")
+
+
+@needs_golden
+def test_scripts_reproduce_golden_image(split_ref, infer_ref, recipe_net, tmp_path, monkeypatch):
+    """split_img.py then infer_cam.py on 2007_000001 (1 class, 3-row wrapped crops); the
+    refinement reads the released JPEG crops so that the JPEG encoder does not matter."""
+    img_id = "2007_000001"
+    monkeypatch.setattr(split_img, "load_classifier", lambda args, device: recipe_net)
+    monkeypatch.setattr(infer_cam, "load_classifier", lambda args, device: recipe_net)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"/JPEGImages/{img_id}.jpg /SegmentationClassAug/{img_id}.png\n")
+    common = ["--weights", "unused.pth", "--network", "network.resnet38_cls", "--infer_list",
+              str(listing), "--num_workers", "1", "--voc12_root", str(GOLDEN / "dataset")]
+    split_img.main(common + ["--out_cam", str(tmp_path / "cam0"), "--split_path",
+                             str(tmp_path / "split"), "--write_crops"])
+    cam0 = load_cam_dict(tmp_path / "cam0" / f"{img_id}.npy")
+    assert_close(np.stack(list(cam0.values())), split_ref[f"{img_id}__cam"], atol=CAM_ATOL, rtol=0)
+    record = json.loads((tmp_path / "split" / f"{img_id}.json").read_text())
+    assert record["boxes"] == split_ref[f"{img_id}__split_slices"].tolist()
+    assert record["mass_centers"] == split_ref[f"{img_id}__mass_centers"].tolist()
+    for n in range(1, 5):
+        written = cv2.imread(str(tmp_path / "split" / f"{img_id}_{n}.jpg"))
+        expected = cv2.imdecode(cv2.imencode(".jpg", split_ref[f"{img_id}__split{n}_written_bgr"])[1],
+                                cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(written, expected)
+
+    released = tmp_path / "released"
+    released.mkdir()
+    for n in range(1, 5):
+        shutil.copy(GOLDEN / "dataset" / "infercam_splits" / f"{img_id}_{n}.jpg", released)
+    infer_cam.main(common + ["--split_path", str(released), "--out_cam", str(tmp_path / "cam")])
+    cams = load_cam_dict(tmp_path / "cam" / f"{img_id}.npy")
+    assert list(cams) == infer_ref[f"{img_id}__cam_keys"].tolist()
+    assert all(v.dtype == np.float32 for v in cams.values())
+    assert_close(np.stack(list(cams.values())), infer_ref[f"{img_id}__cam"], atol=CAM_ATOL, rtol=0)
+    settings = json.loads((tmp_path / "cam" / "settings.json").read_text())
+    assert settings["stage"] == "infer_cam" and settings["max_rounds"] == 5
+
+
+class FirstChannel(torch.nn.Module):
+    """A CAM that is the input's first channel (clamped at 0), for every class."""
+
+    def forward_cam(self, x):
+        return x[:, :1].repeat(1, NUM_CLASSES, 1, 1).clamp(min=0)
+
+
+def one_class_label(c=0):
+    return np.eye(NUM_CLASSES, dtype=np.float32)[c]
+
+
+def test_rounds_stop_when_the_left_area_stops_shrinking():
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    rgb[:, :12] = 255  # the bright half is activated, erased, and nothing else lights up
+    cam_matrix, shrinks = infercam.refine_crop_cam(FirstChannel(), rgb, one_class_label())
+    assert len(shrinks) == 2 and shrinks[1] == 0
+    assert 0.45 < shrinks[0] < 0.55
+    assert cam_matrix.dtype == np.float64 and cam_matrix.shape == (NUM_CLASSES, 16, 24)
+
+
+def test_rounds_stop_at_the_cap_and_the_cam_only_grows():
+    ramp = np.linspace(0, 255, 40).astype(np.uint8)  # every round activates a new band
+    rgb = np.repeat(np.repeat(ramp[None, :, None], 12, 0), 3, 2)
+    first, _ = infercam.refine_crop_cam(FirstChannel(), rgb, one_class_label(), max_rounds=1)
+    cam_matrix, shrinks = infercam.refine_crop_cam(FirstChannel(), rgb, one_class_label(),
+                                                   max_rounds=3)
+    assert len(shrinks) == 3 and min(shrinks) >= infercam.MIN_SHRINK
+    assert np.all(cam_matrix >= first) and np.any(cam_matrix > first)
+
+
+def test_flip_mask_mirrors_the_mask_for_flipped_inputs():
+    x = np.random.default_rng(0).standard_normal((3, 6, 8)).astype(np.float32)
+    left = np.ones((6, 8), bool)
+    left[:, :3] = False
+    pair = [x, np.ascontiguousarray(x[:, :, ::-1])]
+    mirrored = infercam.erased_inputs(pair, left, [False, True], flip_mask=True)
+    np.testing.assert_allclose(mirrored[1], mirrored[0][:, :, ::-1], atol=1e-6)
+    released = infercam.erased_inputs(pair, left, [False, True])
+    assert np.array_equal(released[1][:, :, 3:], pair[1][:, :, 3:])  # erased at the left again
+    assert not np.allclose(released[1], released[0][:, :, ::-1])
+
+
+def test_chained_mask_resizing_loses_what_the_small_scale_dropped():
+    left = np.ones((4, 4), bool)
+    left[1, 1] = False  # not sampled by the 2x2 nearest resize
+    sizes = [(4, 4), (2, 2), (6, 6)]
+    chained = infercam.left_masks(left, sizes)
+    direct = infercam.left_masks(left, sizes, chained=False)
+    assert torch.all(chained[2] == 1) and torch.any(direct[2] == 0)
+    assert torch.equal(chained[0], direct[0]) and torch.equal(chained[1], direct[1])
+
+
+def test_clamped_boxes_start_inside_the_image():
+    centers = np.array([[7, 33]])  # golden 2007_000001: the released start is -3
+    released = infercam.split_boxes(centers, 56, 80)
+    clamped = infercam.split_boxes(centers, 56, 80, clamp=True)
+    image = np.zeros((56, 80))
+    assert infercam.crop(image, released[2]).shape == (3, 43)
+    assert infercam.crop(image, clamped[2]).shape == (56, 43)
+    assert all(min(box) >= 0 for box in clamped)
+    assert infercam.split_boxes(np.array([[5, 5], [9, 9], [20, 30]]), 56, 80) == [(0, 56, 0, 80)] * 4
+
+
+def test_all_zero_cam_splits_at_the_image_centre():
+    assert infercam.mass_centers(np.zeros((20, 9, 14), np.float32), [4]).tolist() == [[4, 7]]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("infercam_demo")
+    make_demo_dataset(root, seed=3, num_train=2, num_val=1, min_size=72, max_size=88)
+    torch.manual_seed(0)
+    save_checkpoint(root / "cls.pth", resnet38_cls.Net(width=0.125))
+    return root
+
+
+def demo_args(demo, *extra):
+    return ["--infer_list", str(demo / "train.txt"), "--voc12_root", str(demo), "--weights",
+            str(demo / "cls.pth"), "--width", "0.125", "--device", "cpu", "--scales", "1.0", "0.5",
+            *extra]
+
+
+def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
+    split_dir, heat = tmp_path / "split", tmp_path / "heat"
+    split_img.main(demo_args(demo, "--split_path", str(split_dir), "--write_crops",
+                             "--out_cam", str(tmp_path / "cam0"), "--heatmap", str(heat)))
+    labels = load_cls_labels(demo / "cls_labels.npy")
+    ids = read_image_list(demo / "train.txt")
+    for img_id in ids:
+        record = infercam.load_split_record(split_dir / f"{img_id}.json")
+        rgb = read_image(demo / "JPEGImages" / f"{img_id}.jpg")
+        assert record["image_size"] == rgb.shape[:2]
+        for n, box in enumerate(record["boxes"], 1):
+            crop = read_image(split_dir / f"{img_id}_{n}.jpg")
+            assert crop.shape == infercam.crop(rgb, box).shape
+    outs = {source: tmp_path / source for source in ("boxes", "images")}
+    for source, out in outs.items():
+        infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--crop_source", source,
+                                 "--out_cam", str(out), "--heatmap", str(heat)))
+    for img_id in ids:
+        classes = np.nonzero(labels[img_id])[0].tolist()
+        shape = read_image(demo / "JPEGImages" / f"{img_id}.jpg").shape[:2]
+        for out in outs.values():
+            cams = load_cam_dict(out / f"{img_id}.npy", labels[img_id])
+            assert list(cams) == classes
+            for cam in cams.values():
+                assert cam.shape == shape and cam.dtype == np.float32
+                assert cam.min() >= 0 and cam.max() <= 1
+    assert len(list(heat.glob("*.jpg"))) == sum(len(np.nonzero(labels[i])[0]) for i in ids)
+    stamp = os.path.getmtime(outs["boxes"] / f"{ids[0]}.npy")
+    infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(outs["boxes"])))
+    assert os.path.getmtime(outs["boxes"] / f"{ids[0]}.npy") == stamp
+    assert not [f for d in (split_dir, *outs.values()) for f in os.listdir(d) if ".tmp" in f]
+
+
+def test_infer_cam_names_a_missing_crop(demo, tmp_path):
+    with pytest.raises(InputError, match=r"_1\.jpg: image not found"):
+        infer_cam.main(demo_args(demo, "--split_path", str(tmp_path), "--out_cam",
+                                 str(tmp_path / "cam")))
+
+
+def test_infer_cam_names_a_crop_too_small_for_the_scales(demo, tmp_path):
+    img_id = read_image_list(demo / "train.txt")[0]
+    h, w = read_image(demo / "JPEGImages" / f"{img_id}.jpg").shape[:2]
+    boxes = [(0, h, 0, w)] * 3 + [(-1, h, 0, w)]  # a wrap that leaves one row
+    infercam.save_split_record(tmp_path / f"{img_id}.json", (h, w), [0], [[0, 0]], boxes, False)
+    with pytest.raises(InputError, match=f"{img_id}.json: crop 4 is 1x{w}.*--clamp_crops"):
+        infer_cam.main(demo_args(demo, "--split_path", str(tmp_path), "--out_cam",
+                                 str(tmp_path / "cam")))
