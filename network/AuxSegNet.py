@@ -63,9 +63,11 @@ class NLBlockND(nn.Module):
         self.W_z.requires_grad_(False)
 
     def forward(self, x):
-        query = _flat(self.theta(x))  # (B, N, C)
-        key = self.phi(x).flatten(2)  # (B, C, N)
-        return F.softmax(torch.bmm(query, key), dim=-1)
+        query = _flat(self.theta(x)).float()  # (B, N, C)
+        key = self.phi(x).flatten(2).float()  # (B, C, N)
+        # float32 even under AMP: 128-channel dot products can overflow float16
+        with torch.autocast(x.device.type, enabled=False):
+            return F.softmax(torch.bmm(query, key), dim=-1)
 
 
 class SegNet(resnet38d.Net):
