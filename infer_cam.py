@@ -29,6 +29,13 @@ from tool.voc import find_image, get_image_label, load_cls_labels, read_image_li
 CROP_SOURCES = ("auto", "boxes", "images")
 
 
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,7 +49,7 @@ def build_parser():
                            "<id>.json exists, else images")
     add_model_args(p.add_argument_group("model"))
     erase = p.add_argument_group("InferCam erasing")
-    erase.add_argument("--max_rounds", type=int, default=infercam.MAX_ROUNDS,
+    erase.add_argument("--max_rounds", type=positive_int, default=infercam.MAX_ROUNDS,
                        help="InferCam infer_cam.py: at most 5 CAM rounds per crop")
     erase.add_argument("--erase_threshold", type=float, default=infercam.ERASE_THRESHOLD,
                        help="InferCam: pixels whose running-max CAM reaches 0.7 are erased")

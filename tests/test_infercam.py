@@ -139,8 +139,8 @@ def test_scripts_reproduce_golden_image(split_ref, infer_ref, recipe_net, tmp_pa
     assert record["mass_centers"] == split_ref[f"{img_id}__mass_centers"].tolist()
     for n in range(1, 5):
         written = cv2.imread(str(tmp_path / "split" / f"{img_id}_{n}.jpg"))
-        expected = cv2.imdecode(cv2.imencode(".jpg", split_ref[f"{img_id}__split{n}_written_bgr"])[1],
-                                cv2.IMREAD_COLOR)
+        encoded = cv2.imencode(".jpg", split_ref[f"{img_id}__split{n}_written_bgr"])[1]
+        expected = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
         np.testing.assert_array_equal(written, expected)
 
     released = tmp_path / "released"
@@ -216,7 +216,8 @@ def test_clamped_boxes_start_inside_the_image():
     assert infercam.crop(image, released[2]).shape == (3, 43)
     assert infercam.crop(image, clamped[2]).shape == (56, 43)
     assert all(min(box) >= 0 for box in clamped)
-    assert infercam.split_boxes(np.array([[5, 5], [9, 9], [20, 30]]), 56, 80) == [(0, 56, 0, 80)] * 4
+    three_classes = np.array([[5, 5], [9, 9], [20, 30]])
+    assert infercam.split_boxes(three_classes, 56, 80) == [(0, 56, 0, 80)] * 4
 
 
 def test_all_zero_cam_splits_at_the_image_centre():

@@ -193,7 +193,8 @@ def load_split_record(path):
         boxes = [tuple(int(v) for v in box) for box in record["boxes"]]
         image_hw = tuple(int(v) for v in record["image_size"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: unreadable split record ({exc.__class__.__name__}: {exc})") from None
+        raise InputError(f"{path}: unreadable split record "
+                         f"({exc.__class__.__name__}: {exc})") from None
     if len(boxes) != NUM_CROPS or any(len(box) != 4 for box in boxes) or len(image_hw) != 2:
         raise InputError(f"{path}: a split record needs 4 boxes (r0, r1, c0, c1) and an image size")
     return {**record, "boxes": boxes, "image_size": image_hw}
