@@ -5,7 +5,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-torch.set_num_threads(2)
+# One thread: the suite's networks are small, and two OpenMP threads beside DataLoader
+# or CRF worker processes on a 2-core machine run many times slower, not faster.
+torch.set_num_threads(1)
 
 import pytest
 
