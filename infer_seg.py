@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 
+from eval_seg import SETTINGS_FILE
 from network.deeplab_largefov import NUM_SEG_CLASSES
 from tool import checkpoint, dist
 from tool.cli import add_device_arg, progress, run_main
@@ -22,8 +23,6 @@ from tool.seg_infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_se
 from tool.visualize import label_overlay
 from tool.voc import find_image, read_image_list, voc_dirs
 from train_seg import MODELS, build_model
-
-SETTINGS_FILE = "settings.json"  # the name eval_seg.py reads
 
 
 def build_parser():

@@ -105,8 +105,9 @@ class SegTrainTransform:
 
 def seg_loss(logits, target):
     """Cross-entropy (ignore 255) of logits upsampled bilinearly to the label size."""
-    logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-    return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_LABEL)
+    logits = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear",
+                           align_corners=False)
+    return F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL)
 
 
 def build_model(name, num_classes, width=1.0, freeze_bn=True):
@@ -171,6 +172,16 @@ def make_loader(args, info):
     return loader, sampler
 
 
+def resume(path, net, optimizer, scaler):
+    """Restore a training state; returns the iteration to continue from. The AMP scale is
+    kept only when both runs use AMP."""
+    state = checkpoint.load_training_state(path, net, optimizer)
+    saved_scaler = state["extra"].get("scaler")
+    if scaler.is_enabled() and saved_scaler:
+        scaler.load_state_dict(saved_scaler)
+    return state["step"]
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     info = dist.init_distributed(args.device)
@@ -184,11 +195,7 @@ def main(argv=None):
     optimizer = make_optimizer(net, args)
     amp = args.amp and info.device.type == "cuda"
     scaler = torch.amp.GradScaler(info.device.type, enabled=amp)
-    start = 0
-    if args.resume:
-        state = checkpoint.load_training_state(args.resume, net, optimizer)
-        scaler.load_state_dict(state["extra"]["scaler"])
-        start = state["step"]
+    start = resume(args.resume, net, optimizer, scaler) if args.resume else 0
     model = DistributedDataParallel(net) if info.distributed else net
     state_path = args.save_path + STATE_SUFFIX
     bar = progress(range(start, args.max_iters), "train_seg", total=args.max_iters - start,

@@ -80,12 +80,11 @@ def test_res38_cls_weights_load_into_largefov():
 
 
 @pytest.mark.parametrize("make", [deeplab_largefov.Net, deeplab_v2.Net])
-@pytest.mark.parametrize("size", [(45, 61), (64, 48)])
-def test_logits_at_output_stride_8(make, size):
+def test_logits_at_output_stride_8(make):
     net = make(num_classes=5, width=SMALL).eval()
     with torch.inference_mode():
-        out = net(torch.randn(2, 3, *size))
-    assert out.shape == (2, 5, math.ceil(size[0] / 8), math.ceil(size[1] / 8))
+        out = net(torch.randn(2, 3, 45, 61))  # odd sizes: each stride-2 step rounds up
+    assert out.shape == (2, 5, math.ceil(45 / 8), math.ceil(61 / 8))
     assert torch.isfinite(out).all()
 
 
