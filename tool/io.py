@@ -1,6 +1,7 @@
 """Reading and writing the files stages exchange: images, label PNGs, saliency
 maps, CAM dicts. Every writer is atomic (temporary name, then rename), and every
 reader raises `InputError` with one line naming the file and what is wrong."""
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -9,6 +10,8 @@ import numpy as np
 from PIL import Image
 
 IGNORE_LABEL = 255
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class InputError(ValueError):
@@ -44,6 +47,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -66,6 +70,13 @@ def save_label_png(path, label, palette=VOC_PALETTE):
     img.putpalette(palette)
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
+
+
+def save_json(path, obj):
+    """A JSON file (settings.json of inference folders, evaluation results)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
 
 
 def save_gray_png(path, array):
