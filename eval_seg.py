@@ -15,12 +15,11 @@ import numpy as np
 
 from tool import metrics
 from tool.cli import progress, run_main
-from tool.io import InputError, atomic_path, load_cam_dict, read_label_png
+from tool.io import SETTINGS_FILE, InputError, load_cam_dict, read_label_png, save_json
 from tool.voc import VOC_CLASSES, find_label, read_image_list, voc_dirs
 
 PRED_EXTENSION = {"png": ".png", "cam": ".npy", "crf": ".npy"}
 SWEEP_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 13))  # 0.05 .. 0.60
-SETTINGS_FILE = "settings.json"
 VOC_SEG_CLASSES = ("background",) + VOC_CLASSES
 
 
@@ -157,12 +156,6 @@ def format_result(result):
     return text
 
 
-def write_json(path, result):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-
-
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--list", required=True,
@@ -210,7 +203,7 @@ def main(argv=None):
     if not args.quiet:
         print(format_result(result))
     if args.json_out:
-        write_json(args.json_out, result)
+        save_json(args.json_out, result)
     print(summary_line(result))
     return result
 

@@ -15,6 +15,7 @@ import os
 
 from tool import auxsegnet, dist
 from tool.cli import add_device_arg, progress, run_main
+from tool.crf import map_with_workers
 from tool.io import InputError, output_done, read_image, read_saliency
 from tool.voc import find_image, find_label, get_image_label, load_cls_labels, read_image_list
 
@@ -71,7 +72,7 @@ def main(argv=None):
     net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
     items = work_items(net, todo, args, labels, device)
     written = 0
-    for _ in progress(auxsegnet.map_bounded(auxsegnet.write_updated_labels, items, args.workers),
+    for _ in progress(map_with_workers(auxsegnet.write_updated_labels, items, args.workers),
                       "gen_pgt", total=len(todo)):
         written += 1
     print(f"gen_pgt: {written} images updated, {len(ids) - len(todo)} already done; labels "

@@ -12,17 +12,15 @@ Writes <save_path>/<id>.png (VOC palette) and settings.json (scales, flip, CRF) 
 eval_seg.py prints with its scores. Split the list with --shard i/n or torchrun.
 """
 import argparse
-import json
 import os
 
 from tool import auxsegnet, dist
 from tool.cli import add_device_arg, progress, run_main
-from tool.io import atomic_path, output_done, read_image, save_label_png, save_rgb
+from tool.io import SETTINGS_FILE, output_done, read_image, save_json, save_label_png, save_rgb
 from tool.seg_infer import SINGLE_SCALE, inference_settings
 from tool.visualize import label_overlay
 from tool.voc import find_image, read_image_list
 
-SETTINGS_FILE = "settings.json"  # read by eval_seg.py
 
 
 def str2bool(text):
@@ -65,9 +63,7 @@ def write_settings(args):
     settings = inference_settings("AuxSegNet", args.weights, args.scales, args.flip,
                                   "inf" if args.use_crf else None)
     settings["stage"] = "infer_AuxAff"
-    with atomic_path(os.path.join(args.save_path, SETTINGS_FILE)) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(settings, f, indent=2)
+    save_json(os.path.join(args.save_path, SETTINGS_FILE), settings)
 
 
 def main(argv=None):

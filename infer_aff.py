@@ -6,18 +6,17 @@ steps with T = A^beta / column sums, upsampled, argmax. Writes VOC-palette label
 --method dense is psa's dense matrix squaring; the default sparse walk gives the same
 labels far faster."""
 import argparse
-import json
 import os
 
 from network import resnet38_aff
 from tool import random_walk as rw
 from tool.checkpoint import load_weights
 from tool.cli import add_device_arg, progress, resolve_device, run_main
-from tool.dist import add_shard_arg, shard_ids
-from tool.io import InputError, atomic_path, load_cam_dict, output_done, read_image, \
-    save_label_png, save_rgb
+from tool.dist import add_shard_arg
+from tool.io import SETTINGS_FILE, InputError, load_cam_dict, output_done, read_image, \
+    save_json, save_label_png, save_rgb
 from tool.visualize import label_overlay
-from tool.voc import find_image, get_image_label, load_cls_labels, read_image_list
+from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 MIN_HEIGHT = rw.OUTPUT_STRIDE * (rw.PAIR_RADIUS - 1) + 1  # 33 px: a 5-high feature map
 MIN_WIDTH = rw.OUTPUT_STRIDE * (2 * rw.PAIR_RADIUS - 2) + 1  # 65 px: a 9-wide feature map
@@ -27,11 +26,7 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    data.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
-    data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
-    data.add_argument("--cls_labels", default=None,
-                      help="psa cls_labels.npy, to check the CAM dicts' classes "
-                           "(default: <voc12_root>/cls_labels.npy)")
+    add_infer_data_args(data, "psa cls_labels.npy, to check the CAM dicts' classes")
     data.add_argument("--cam_dir", required=True, help="CAM dicts <id>.npy of infer_cls.py")
     model = p.add_argument_group("model")
     model.add_argument("--weights", required=True, help="AffinityNet checkpoint (.pth)")
@@ -90,20 +85,16 @@ def cam_paths(cam_dir, ids):
 
 
 def write_settings(folder, args):
-    with atomic_path(os.path.join(folder, "settings.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump({"stage": "infer_aff", "alpha": args.alpha, "beta": args.beta,
-                       "logt": args.logt, "method": args.method, "cam_dir": args.cam_dir,
-                       "weights": args.weights, "crf": False}, f, indent=1)
+    save_json(os.path.join(folder, SETTINGS_FILE),
+              {"stage": "infer_aff", "alpha": args.alpha, "beta": args.beta, "logt": args.logt,
+               "method": args.method, "cam_dir": args.cam_dir, "weights": args.weights,
+               "crf": False})
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
-    labels_path = args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")
-    labels = load_cls_labels(labels_path)
-    ids = shard_ids(read_image_list(args.infer_list), args)
-    img_dir = os.path.join(args.voc12_root, "JPEGImages")
+    ids, img_dir, labels, labels_path = infer_data(args)
 
     todo = [i for i in ids if not all(output_done(p, args.overwrite)
                                       for p in output_paths(args, i))]

@@ -17,14 +17,13 @@ pre-split folders). The defaults reproduce the released code, quirks included.
 import argparse
 import os
 
-from split_img import (add_data_args, add_environment_args, add_model_args, cls_labels_path,
-                       heatmap_paths, load_classifier, save_class_heatmaps, write_settings)
+from split_img import (add_environment_args, add_model_args, heatmap_paths, load_classifier,
+                       save_class_heatmaps, write_settings)
 from tool import cam as camlib
 from tool import infercam
 from tool.cli import progress, resolve_device, run_main
-from tool.dist import shard_ids
 from tool.io import InputError, output_done, read_image, save_npy
-from tool.voc import find_image, get_image_label, load_cls_labels, read_image_list
+from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 CROP_SOURCES = ("auto", "boxes", "images")
 
@@ -40,7 +39,7 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    add_data_args(data)
+    add_infer_data_args(data)
     data.add_argument("--split_path", required=True,
                       help="split_img.py's folder: <id>.json boxes and/or <id>_1..4.jpg crops")
     data.add_argument("--crop_source", choices=CROP_SOURCES, default="auto",
@@ -122,10 +121,7 @@ def main(argv=None):
     if not (args.out_cam or args.heatmap):
         raise SystemExit("nothing to do: give --out_cam and/or --heatmap")
     device = resolve_device(args.device)
-    labels_path = cls_labels_path(args)
-    labels = load_cls_labels(labels_path, args.num_classes)
-    ids = shard_ids(read_image_list(args.infer_list), args)
-    img_dir = os.path.join(args.voc12_root, "JPEGImages")
+    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
     net = load_classifier(args, device)
     options = refine_options(args, device)
 

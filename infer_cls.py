@@ -4,7 +4,6 @@ Writes per image: the CAM dict (`--out_cam`), the CAM prediction PNG with backgr
 0.2 (`--out_cam_pred`), the low/high background-power CRF score dicts that train
 AffinityNet (`--out_la_crf`, `--out_ha_crf`) and heatmap overlays (`--out_heatmap`)."""
 import argparse
-import json
 import os
 
 from network import resnet38_cls
@@ -12,10 +11,11 @@ from tool import cam as camlib
 from tool.checkpoint import load_weights
 from tool.cli import add_device_arg, progress, resolve_device, run_main
 from tool.crf import crf_with_bg_power, map_with_workers
-from tool.dist import add_shard_arg, shard_ids
-from tool.io import atomic_path, load_cam_dict, output_done, read_image, save_label_png, save_npy
+from tool.dist import add_shard_arg
+from tool.io import (SETTINGS_FILE, load_cam_dict, output_done, read_image, save_json,
+                     save_label_png, save_npy)
 from tool.visualize import save_cam_overlay
-from tool.voc import find_image, get_image_label, load_cls_labels, read_image_list
+from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 OUTPUT_KINDS = (("out_cam", ".npy"), ("out_cam_pred", ".png"), ("out_la_crf", ".npy"),
                 ("out_ha_crf", ".npy"), ("out_heatmap", ".png"))
@@ -24,11 +24,7 @@ OUTPUT_KINDS = (("out_cam", ".npy"), ("out_cam_pred", ".png"), ("out_la_crf", ".
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = p.add_argument_group("data")
-    data.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
-    data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
-    data.add_argument("--cls_labels", default=None,
-                      help="psa cls_labels.npy (default: <voc12_root>/cls_labels.npy)")
+    add_infer_data_args(p.add_argument_group("data"))
     model = p.add_argument_group("model")
     model.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
     model.add_argument("--network", default="network.resnet38_cls",
@@ -82,10 +78,9 @@ def crf_job(job):
 
 
 def write_settings(folder, args):
-    with atomic_path(os.path.join(folder, "settings.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump({"stage": "infer_cls", "scales": args.scales, "flip": True, "crf": False,
-                       "weights": args.weights}, f, indent=1)
+    save_json(os.path.join(folder, SETTINGS_FILE),
+              {"stage": "infer_cls", "scales": args.scales, "flip": True, "crf": False,
+               "weights": args.weights})
 
 
 def main(argv=None):
@@ -94,10 +89,7 @@ def main(argv=None):
         raise SystemExit("nothing to do: give at least one of --out_cam, --out_cam_pred, "
                          "--out_la_crf, --out_ha_crf, --out_heatmap")
     device = resolve_device(args.device)
-    labels_path = args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")
-    labels = load_cls_labels(labels_path)
-    ids = shard_ids(read_image_list(args.infer_list), args)
-    img_dir = os.path.join(args.voc12_root, "JPEGImages")
+    ids, img_dir, labels, labels_path = infer_data(args)
     crf_wanted = bool(args.out_la_crf or args.out_ha_crf)
     if crf_wanted and not args.out_cam:
         raise SystemExit("--out_la_crf/--out_ha_crf need --out_cam (the CRF reads the CAM dicts)")

@@ -10,14 +10,13 @@ Example (the paper setting: multi-scale + flip + CRF):
       --voc12_root VOC2012 --save_path out_seg --scales 0.5 0.75 1.0 1.25 1.5 --flip --use_crf
 """
 import argparse
-import json
 import os
 
-from eval_seg import SETTINGS_FILE
 from network.deeplab_largefov import NUM_SEG_CLASSES
 from tool import checkpoint, dist
 from tool.cli import add_device_arg, progress, run_main
-from tool.io import InputError, atomic_path, output_done, read_image, save_label_png, save_rgb
+from tool.io import (SETTINGS_FILE, InputError, output_done, read_image, save_json, save_label_png,
+                     save_rgb)
 from tool.seg_infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings,
                             predict_label)
 from tool.visualize import label_overlay
@@ -60,9 +59,7 @@ def image_folder(args):
 
 
 def write_settings(folder, settings):
-    with atomic_path(os.path.join(folder, SETTINGS_FILE)) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(settings, f, indent=2, sort_keys=True)
+    save_json(os.path.join(folder, SETTINGS_FILE), settings, sort_keys=True)
 
 
 def main(argv=None):

@@ -23,7 +23,7 @@ import gen_pgt
 import train_AuxAff
 from eval_seg import evaluate_folder
 from tool.cli import add_device_arg, run_main
-from tool.io import atomic_path
+from tool.io import save_json
 from tool.voc import read_image_list
 
 DONE_FILE = "done.json"
@@ -111,12 +111,6 @@ def score(args, seg_dir):
     return {"miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"]}
 
 
-def write_json(path, record):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(record, f, indent=2)
-
-
 def run_round(args, k):
     """Round k's record, from its done.json when it has finished before."""
     paths = round_paths(args.work_dir, k)
@@ -127,7 +121,7 @@ def run_round(args, k):
     update_round(args, weights, paths)
     record = {"round": k, "weights": weights, "final_loss": last.get("loss"),
               "seg_pgt": paths["seg"], "sal_pgt": paths["sal"], "scores": score(args, paths["seg"])}
-    write_json(paths["done"], record)
+    save_json(paths["done"], record)
     return record
 
 
@@ -153,7 +147,7 @@ def main(argv=None):
     records = [run_round(args, k) for k in range(1, args.rounds + 1)]
     table = summary_table(records, score(args, args.seg_pgt_path))
     print(table)
-    write_json(os.path.join(args.work_dir, "summary.json"), records)
+    save_json(os.path.join(args.work_dir, "summary.json"), records)
     return records
 
 

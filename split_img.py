@@ -11,7 +11,6 @@ dicts, --heatmap per-class CAM overlays.
         --infer_list voc12/train_aug.txt
 """
 import argparse
-import json
 import os
 
 from network import resnet38_cls
@@ -19,19 +18,10 @@ from tool import cam as camlib
 from tool import infercam
 from tool.checkpoint import load_weights
 from tool.cli import add_device_arg, progress, resolve_device, run_main
-from tool.dist import add_shard_arg, shard_ids
-from tool.io import InputError, atomic_path, output_done, read_image, save_npy
+from tool.dist import add_shard_arg
+from tool.io import SETTINGS_FILE, InputError, output_done, read_image, save_json, save_npy
 from tool.visualize import save_cam_overlay
-from tool.voc import VOC_CLASSES, find_image, get_image_label, load_cls_labels, read_image_list
-
-SETTINGS_FILE = "settings.json"
-
-
-def add_data_args(group):
-    group.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
-    group.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
-    group.add_argument("--cls_labels", default=None,
-                       help="psa cls_labels.npy (default: <voc12_root>/cls_labels.npy)")
+from tool.voc import VOC_CLASSES, add_infer_data_args, find_image, get_image_label, infer_data
 
 
 def add_model_args(group):
@@ -54,7 +44,7 @@ def add_environment_args(group):
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_args(p.add_argument_group("data"))
+    add_infer_data_args(p.add_argument_group("data"))
     add_model_args(p.add_argument_group("model"))
     split = p.add_argument_group("split")
     split.add_argument("--clamp_crops", action="store_true",
@@ -71,10 +61,6 @@ def build_parser():
     out.add_argument("--overwrite", action="store_true", help="redo images already written")
     add_environment_args(p.add_argument_group("environment"))
     return p
-
-
-def cls_labels_path(args):
-    return args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")
 
 
 def load_classifier(args, device):
@@ -98,9 +84,7 @@ def save_class_heatmaps(paths, rgb, cams):
 
 
 def write_settings(folder, settings):
-    with atomic_path(os.path.join(folder, SETTINGS_FILE)) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(settings, f, indent=1)
+    save_json(os.path.join(folder, SETTINGS_FILE), settings)
 
 
 def output_paths(args, img_id, classes):
@@ -148,10 +132,7 @@ def stage_settings(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
-    labels_path = cls_labels_path(args)
-    labels = load_cls_labels(labels_path, args.num_classes)
-    ids = shard_ids(read_image_list(args.infer_list), args)
-    img_dir = os.path.join(args.voc12_root, "JPEGImages")
+    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
     net = load_classifier(args, device)
 
     done = computed = 0

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from network.AuxSegNet import SegNet
 from tool import auxsegnet, checkpoint, dist
 from tool.cli import add_device_arg, progress, run_main
-from tool.io import InputError, atomic_path
+from tool.io import InputError, save_json
 from tool.optim import PolyOptimizer_cls
 from tool.voc import load_cls_labels, read_image_list
 
@@ -129,12 +129,6 @@ def make_optimizer(net, args, max_step):
                              momentum=args.momentum)
 
 
-def write_log(path, records):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(records, f, indent=1)
-
-
 def log_record(step, max_step, optimizer, terms, images, seconds):
     return {"iter": step, "max_step": max_step, "lr": optimizer.param_groups[0]["lr"],
             "imgs_per_s": round(images / seconds, 2), **{k: round(v, 5) for k, v in terms.items()}}
@@ -166,7 +160,7 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
                 checkpoint.save_training_state(
                     paths["state"], net, optimizer, step // per_epoch, step,
                     scaler=scaler.state_dict(), log=state["log"], rng=torch.get_rng_state())
-                write_log(paths["log"], state["log"])
+                save_json(paths["log"], state["log"])
     except InputError as exc:
         raise auxsegnet.worker_input_error(exc) from None
     return terms

@@ -1,9 +1,6 @@
 """The logic behind AuxSegNet's stage scripts (released `train_AuxAff.py`, `gen_pgt.py`,
 `infer_AuxAff.py`): the training batches and loss, the pseudo-label update and the
 segmentation prediction. Scripts only parse arguments and loop."""
-import multiprocessing
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +22,6 @@ TRAIN_SCALE_RANGE = (0.7, 1.3)  # train_AuxAff.py: one scale per batch
 SAL_BINARY_THRESHOLD = 0.5  # train_AuxAff.py: saliency pseudo label > 0.5 -> 1
 LABEL_PAD = 0  # train_AuxAff.py pads the crop's labels with 0 (background), not 255
 TRUNK_STEM_CHANNELS = 64  # conv1a output channels at width 1.0
-ITEMS_AHEAD_PER_WORKER = 4  # map_bounded: work items queued per worker process
 
 
 # ----------------------------------------------------------------- training data
@@ -240,26 +236,6 @@ def write_updated_labels(item):
     save_gray_png(sal_path, sal_png)
     save_label_png(seg_path, seg)
     return seg_path
-
-
-def map_bounded(fn, items, workers=1):
-    """fn over items in order, in `workers` processes (1: inline), pulling items from the
-    iterator only a few per worker ahead of the results, so the network producing them
-    runs alongside the CRFs and memory stays bounded (tool.crf.map_with_workers submits
-    the whole iterator at once). fn must be a module-level function."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= workers * ITEMS_AHEAD_PER_WORKER:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 # ----------------------------------------------------------------- inference

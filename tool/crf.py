@@ -5,6 +5,7 @@ Parameter sources: psa `tool/imutils.crf_inference` (CAM post-processing, la/ha 
 AuxSegNet `tool/imutils.crf_inference_inf` (segmentation inference) and
 `crf_for_sal` (saliency pseudo-label update)."""
 import multiprocessing
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ AUXSEGNET_SAL_CRF = CRFParams(gauss_sxy=3, gauss_compat=3, bilateral_sxy=60, bil
 SAL_CRF_ITERATIONS = 1
 SAL_TAU = 1.05
 SAL_EPS = 1e-8
+ITEMS_IN_FLIGHT_PER_WORKER = 2  # map_with_workers: items submitted ahead of the results
 
 
 def dense_crf(img, unary, params, t, scale_factor=1):
@@ -109,9 +111,19 @@ def _pool_context():
 
 def map_with_workers(fn, items, workers=1):
     """fn over items, results in input order, as an iterator. workers=1 runs inline;
-    more runs a process pool (fn and items must be picklable: module-level functions)."""
+    more runs a process pool (fn and items must be picklable: module-level functions).
+    Items are pulled from `items` lazily, at most ITEMS_IN_FLIGHT_PER_WORKER per worker
+    ahead of the results (Executor.map would submit the whole iterator at once), so a
+    generator producing large arrays runs alongside the pool and memory stays bounded."""
     if workers <= 1:
         yield from map(fn, items)
         return
+    limit = workers * ITEMS_IN_FLIGHT_PER_WORKER
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        yield from pool.map(fn, items)
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= limit:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

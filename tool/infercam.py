@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from tool.cam import CAM_SCALES, normalize_cam, scaled_inputs, summed_cams, with_flips
-from tool.io import InputError, atomic_path
+from tool.io import InputError, atomic_path, save_json
 
 SPLIT_MARGINS = {1: 10, 2: 20}  # split_img.py: buffer (px) around the centres, by class count
 NUM_CROPS = 4
@@ -178,9 +178,7 @@ def save_split_record(path, image_hw, classes, centers, boxes, clamped):
     record = {"image_size": [int(v) for v in image_hw], "classes": [int(c) for c in classes],
               "mass_centers": np.asarray(centers).tolist(),
               "boxes": [[int(v) for v in box] for box in boxes], "clamp_crops": bool(clamped)}
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(record, f)
+    save_json(path, record)
 
 
 def load_split_record(path):

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 IGNORE_LABEL = 255
+SETTINGS_FILE = "settings.json"  # what made an inference folder; eval_seg.py echoes it
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -72,11 +73,11 @@ def save_label_png(path, label, palette=VOC_PALETTE):
         img.save(tmp, format="PNG")
 
 
-def save_json(path, obj):
-    """A JSON file (settings.json of inference folders, evaluation results)."""
+def save_json(path, obj, sort_keys=False):
+    """A JSON file (settings.json of inference folders, evaluation results, logs)."""
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
+            json.dump(obj, f, indent=1, sort_keys=sort_keys)
 
 
 def save_gray_png(path, array):

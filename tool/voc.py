@@ -7,6 +7,7 @@ import os
 import numpy as np
 from torch.utils.data import Dataset
 
+from tool.dist import shard_ids
 from tool.io import InputError, read_image, read_label_png, read_saliency
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -96,6 +97,23 @@ def voc_dirs(voc12_root):
             "labels": first_dir("SegmentationClassAug", "SegmentationClass"),
             "saliency": first_dir("SAL"),
             "annotations": first_dir("Annotations")}
+
+
+def add_infer_data_args(group, cls_labels_help="psa cls_labels.npy"):
+    """--infer_list, --voc12_root and --cls_labels of the psa-style inference scripts."""
+    group.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
+    group.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+    group.add_argument("--cls_labels", default=None,
+                       help=f"{cls_labels_help} (default: <voc12_root>/cls_labels.npy)")
+
+
+def infer_data(args, num_classes=NUM_CLASSES):
+    """The arguments of `add_infer_data_args` resolved: (this process's shard of the
+    listed ids, the image folder, the image-label dict, the path it came from)."""
+    labels_path = args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")
+    labels = load_cls_labels(labels_path, num_classes)
+    ids = shard_ids(read_image_list(args.infer_list), args)
+    return ids, os.path.join(args.voc12_root, "JPEGImages"), labels, labels_path
 
 
 def labels_for_ids(ids, labels, labels_path):
