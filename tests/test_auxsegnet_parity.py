@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
+from golden import GOLDEN, assert_close, golden_threads, load_golden  # noqa: F401 (fixture), load_recipe, \
+    needs_golden
 from network.AuxSegNet import SegNet
 from tool import auxsegnet
 from tool.io import read_image, read_saliency
 from tool.voc import load_cls_labels, read_image_list
 
-pytestmark = needs_golden
+pytestmark = [needs_golden, pytest.mark.usefixtures("golden_threads")]
 DATASET = GOLDEN / "dataset"
 OUTPUTS = ("x_cls", "cam", "init_sal", "refined_sal", "init_seg", "refined_seg", "cross_aff")
 CROSS_AFF_RTOL = 5e-4  # golden README §5: |a-b| <= 5e-4 (|b| + max|b|)
