@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from golden import GOLDEN, assert_close, golden_threads, load_golden  # noqa: F401 (fixture), load_recipe, \
-    needs_golden
+from golden import (GOLDEN, assert_close, golden_threads,  # noqa: F401 (fixture)
+                    load_golden, load_recipe, needs_golden)
 from network.AuxSegNet import SegNet
 from tool import auxsegnet
 from tool.io import read_image, read_saliency
