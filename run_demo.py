@@ -37,8 +37,8 @@ PROFILES = {
         "aux_rounds": "2",
         "aux": ["--num_epochs", "3", "--train_args",
                 "--crop_size 128 --batch_size 8 --lr 0.005 --momentum 0.9 --num_workers 1"],
-        "seg": ["--crop_size", "128", "--batch_size", "8", "--max_epoches", "6", "--lr", "0.01",
-                "--momentum", "0.9", "--num_workers", "1"],
+        "seg": ["--crop_size", "128", "--batch_size", "8", "--max_iters", "300", "--lr", "0.01",
+                "--num_workers", "1", "--log_every", "100"],
         "workers": "2",
     },
     "paper": {"width": "1.0", "cls": [], "aff": [], "aux_rounds": "3", "aux": [], "seg": [],
@@ -187,6 +187,25 @@ def run(args):
                    ["--img_path", img_dir, "--weights", aux_weights, "--save_path",
                     pipe.path(name), "--list_path", val_list, "--use_crf", crf] + device)
         pipe.evaluate(name, val_list, pipe.path(name), gt_dir, split="val")
+
+    # 5. the final segmentation network (psa's LargeFOV-style ResNet-38) on two label sets
+    ms_flip = ["--scales", "0.5", "0.75", "1.0", "1.25", "1.5", "--flip"]
+    settings = (("ss", []), ("msf", ms_flip), ("msf_crf", ms_flip + ["--use_crf"]))
+    for labels_name, label_dir in (("rw", pipe.path("rw")),
+                                   ("aux", pipe.path("aux", f"round_{rounds}", "seg_pgt"))):
+        weights = pipe.path(f"seg_{labels_name}", "largefov.pth")
+        pipe.stage(f"train_seg_{labels_name}", "train_seg.py",
+                   ["--model", "largefov", "--init_weights", cls_weights, "--train_list",
+                    train_list, "--voc12_root", root, "--label_dir", label_dir,
+                    "--save_path", weights] + width + device + prof["seg"])
+        for tag, flags in settings:
+            name = f"seg_{labels_name}_{tag}"
+            pipe.stage(name, "infer_seg.py",
+                       ["--model", "largefov", "--weights", weights, "--infer_list", val_list,
+                        "--voc12_root", root, "--save_path", pipe.path(name)]
+                       + width + device + flags)
+            pipe.evaluate(name, val_list, pipe.path(name), gt_dir, split="val")
+
     picture_list = pipe.path("picture_ids.txt")
     with atomic_path(picture_list) as tmp:
         with open(tmp, "w") as f:
@@ -232,6 +251,11 @@ def result_table(pipe):
              for k in range(1, rounds + 1)]
     rows += [("aux_val", "AuxSegNet val prediction (single scale)", "66.1 (no post-processing)"),
              ("aux_val_crf", "AuxSegNet val prediction + CRF", "69.0 (multi-scale + flip + CRF)")]
+    for labels_name, title, paper in (("rw", "random-walk labels", "psa 61.7 (ResNet-38)"),
+                                      ("aux", f"AuxSegNet round {rounds} labels", "")):
+        rows += [(f"seg_{labels_name}_ss", f"LargeFOV on {title}, single scale", ""),
+                 (f"seg_{labels_name}_msf", f"LargeFOV on {title}, MS + flip", ""),
+                 (f"seg_{labels_name}_msf_crf", f"LargeFOV on {title}, MS + flip + CRF", paper)]
     lines = ["| product | split | mIoU | best bg threshold (mIoU) | published, VOC |",
              "| --- | --- | --- | --- | --- |"]
     for key, title, paper in rows:

@@ -72,7 +72,8 @@ SAL_MISS_KEEP = (0.15, 0.5)
 SAL_FALSE_PEAK = (0.25, 0.5)
 SAL_FALSE_SIGMA = (4.0, 10.0)
 SAL_BLUR = (1.5, 3.0)
-SAL_NOISE = 0.04
+SAL_NOISE = 0.03                               # std of the smooth saliency noise
+SAL_NOISE_SCALE = 4.0                          # its spatial scale (Gaussian sigma, px)
 
 
 def _unit_shapes():
@@ -274,7 +275,8 @@ def fake_saliency(instance, poses, rng):
     y, x = np.mgrid[0:height, 0:width]
     sigma = rng.uniform(*SAL_FALSE_SIGMA)
     sal += rng.uniform(*SAL_FALSE_PEAK) * np.exp(-((y - ys[pick]) ** 2 + (x - xs[pick]) ** 2) / (2 * sigma ** 2))
-    sal += rng.normal(0.0, SAL_NOISE, sal.shape)
+    smooth = ndimage.gaussian_filter(rng.standard_normal(sal.shape), SAL_NOISE_SCALE)
+    sal += SAL_NOISE * smooth / smooth.std()  # detectors' errors come in soft patches, not pixels
     return np.round(255.0 * np.clip(sal, 0.0, 1.0)).astype(np.uint8)
 
 
