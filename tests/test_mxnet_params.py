@@ -169,7 +169,8 @@ def test_mapping_produces_every_full_size_trunk_key():
 def test_mapping_moves_each_value_to_its_key():
     reference = resnet38d.Net(width=0.125).state_dict()
     tag = {key: float(i) for i, key in enumerate(reference)}
-    params = fake_imagenet_params(reference, lambda key, shape: np.full(shape, tag[key], np.float32))
+    params = fake_imagenet_params(reference,
+                                  lambda key, shape: np.full(shape, tag[key], np.float32))
     state = resnet38_state_dict_from_mxnet(params)
     for key in ("conv1a.weight", "b2.conv_branch1.weight", "b4_1.conv_branch2a.weight",
                 "b4_1.bn_branch2a.weight", "b6.bn_branch2b2.running_var", "bn7.bias"):
