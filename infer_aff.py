@@ -39,6 +39,10 @@ def build_parser():
     walk.add_argument("--beta", type=float, default=rw.RW_BETA, help="affinity power; psa: 8")
     walk.add_argument("--logt", type=int, default=rw.RW_LOGT,
                       help="walk 2^logt steps; psa: 8 (256 steps)")
+    walk.add_argument("--scale", type=float, default=rw.RW_SCALE,
+                      help="walk on the image and CAMs resized by this factor, scores resized "
+                           "back (not psa; psa: 1). Small images (~128 px) give a coarse 1/8 "
+                           "grid that the walk floods; 2 suits the demo")
     walk.add_argument("--method", choices=rw.METHODS, default="sparse",
                       help="sparse: band-matrix steps (fast, default); dense: psa's squaring "
                            "of the dense (hw)^2 matrix")
@@ -60,11 +64,13 @@ def output_paths(args, img_id):
     return [os.path.join(folder, img_id + ".png") for folder in folders]
 
 
-def check_image_size(path, rgb):
+def check_image_size(path, rgb, scale=rw.RW_SCALE):
     height, width = rgb.shape[:2]
-    if height < MIN_HEIGHT or width < MIN_WIDTH:
-        raise InputError(f"{path}: image is {height}x{width}; the affinity net needs at least "
-                         f"{MIN_HEIGHT}x{MIN_WIDTH} (HxW)")
+    walked = round(height * scale), round(width * scale)
+    if walked[0] < MIN_HEIGHT or walked[1] < MIN_WIDTH:
+        at = "" if scale == 1 else f" (at --scale {scale}: {walked[0]}x{walked[1]})"
+        raise InputError(f"{path}: image is {height}x{width}{at}; the affinity net needs at "
+                         f"least {MIN_HEIGHT}x{MIN_WIDTH} (HxW)")
 
 
 def check_cam_shapes(path, cams, shape):
@@ -87,12 +93,16 @@ def cam_paths(cam_dir, ids):
 def write_settings(folder, args):
     save_json(os.path.join(folder, SETTINGS_FILE),
               {"stage": "infer_aff", "alpha": args.alpha, "beta": args.beta, "logt": args.logt,
-               "method": args.method, "cam_dir": args.cam_dir, "weights": args.weights,
+               "scale": args.scale, "method": args.method, "cam_dir": args.cam_dir,
+               "weights": args.weights,
                "crf": False})
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.scale > 0:
+        parser.error("--scale must be positive")
     device = resolve_device(args.device)
     ids, img_dir, labels, labels_path = infer_data(args)
 
@@ -108,10 +118,10 @@ def main(argv=None):
         cams = load_cam_dict(cam_files[img_id], label)
         img_path = find_image(img_dir, img_id)
         rgb = read_image(img_path)
-        check_image_size(img_path, rgb)
+        check_image_size(img_path, rgb, args.scale)
         check_cam_shapes(cam_files[img_id], cams, rgb.shape[:2])
         rw_label = rw.random_walk_label(net, rgb, cams, args.alpha, args.beta, args.logt,
-                                        args.method, device)
+                                        args.method, device, args.scale)
         paths = output_paths(args, img_id)
         save_label_png(paths[0], rw_label)
         if args.out_overlay:

@@ -43,6 +43,9 @@ def build_parser():
     model.add_argument("--network", default="network.resnet38_aff",
                        help="accepted for psa compatibility; only network.resnet38_aff exists")
     model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    model.add_argument("--train_bn", action="store_true",
+                       help="update BatchNorm statistics from batches (for a trunk trained "
+                            "from scratch; psa keeps them frozen at the ImageNet values)")
     optim = p.add_argument_group("optimisation (psa defaults)")
     optim.add_argument("--batch_size", type=int, default=8, help="psa: 8 (per process)")
     optim.add_argument("--max_epoches", type=int, default=8, help="psa: 8")
@@ -67,6 +70,7 @@ def build_parser():
 
 def build_model(args):
     net = resnet38_aff.Net(width=args.width)
+    net.freeze_batchnorm = not args.train_bn
     if args.weights:
         load_weights(net, args.weights, strict=False)
     return net

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from network.resnet38d import OUTPUT_STRIDE, normalize_image
 
@@ -20,6 +21,7 @@ NUM_SCORES = 21  # background + 20 VOC classes
 RW_ALPHA = 16  # psa infer_aff.py default background power
 RW_BETA = 8  # psa infer_aff.py default affinity power
 RW_LOGT = 8  # psa infer_aff.py default: t = 2^8 steps
+RW_SCALE = 1.0  # psa walks at the image's own size
 METHODS = ("sparse", "dense")
 SPARSE_CPU_THREADS = 1  # see cpu_threads
 
@@ -190,21 +192,44 @@ def upsampled_scores(cam_rw, shape, stride=OUTPUT_STRIDE):
     return up[0, :, :height, :width]
 
 
+def scaled_walk_inputs(rgb, cam_dict, scale):
+    """The uint8 image (PIL bicubic, as the CAM inputs) and the CAM dict (bilinear) resized
+    by `scale` (Python round of each side, at least 1 px)."""
+    height, width = np.shape(rgb)[:2]
+    size = max(1, round(height * scale)), max(1, round(width * scale))
+    if size == (height, width):
+        return np.asarray(rgb), cam_dict
+    image = Image.fromarray(np.asarray(rgb, dtype=np.uint8)).resize(size[::-1], Image.BICUBIC)
+    cams = {k: F.interpolate(torch.from_numpy(np.asarray(v, np.float32))[None, None], size=size,
+                             mode="bilinear", align_corners=False)[0, 0].numpy()
+            for k, v in cam_dict.items()}
+    return np.asarray(image), cams
+
+
 @torch.inference_mode()
 def random_walk_scores(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW_LOGT,
-                       method="sparse", device="cpu"):
-    """psa infer_aff.py for one image before the argmax: (21, H, W) float32 tensor."""
+                       method="sparse", device="cpu", scale=RW_SCALE):
+    """psa infer_aff.py for one image before the argmax: (21, H, W) float32 tensor.
+    scale != 1 (not psa) walks on the image and CAMs resized by `scale` and resizes the
+    walked scores back (bilinear): a finer 1/8 grid for small images."""
     rgb = np.asarray(rgb)
+    shape = rgb.shape[:2]
+    if scale != 1:
+        rgb, cam_dict = scaled_walk_inputs(rgb, cam_dict, scale)
     x = padded_input(rgb).to(device)
     feat_size = (x.shape[2] // OUTPUT_STRIDE, x.shape[3] // OUTPUT_STRIDE)
     aff = net(x)[0]
     cam_vec = cam_vector(rw_scores(cam_dict, rgb.shape[:2], alpha)).to(device)
-    return upsampled_scores(random_walk(cam_vec, aff, feat_size, beta, logt, method),
-                            rgb.shape[:2])
+    scores = upsampled_scores(random_walk(cam_vec, aff, feat_size, beta, logt, method),
+                              rgb.shape[:2])
+    if tuple(rgb.shape[:2]) != tuple(shape):
+        scores = F.interpolate(scores[None], size=tuple(shape), mode="bilinear",
+                               align_corners=False)[0]
+    return scores
 
 
 def random_walk_label(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW_LOGT,
-                      method="sparse", device="cpu"):
+                      method="sparse", device="cpu", scale=RW_SCALE):
     """The random-walk label map of one image: (H, W) uint8, 0 background, c+1 class c."""
-    scores = random_walk_scores(net, rgb, cam_dict, alpha, beta, logt, method, device)
+    scores = random_walk_scores(net, rgb, cam_dict, alpha, beta, logt, method, device, scale)
     return torch.argmax(scores, dim=0).cpu().numpy().astype(np.uint8)
