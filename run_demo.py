@@ -11,6 +11,7 @@ by hand), writes into its own folder under --out, and is skipped when a rerun fi
 finished (`<out>/done/<stage>`); `--redo STAGE ...` forces stages again."""
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -32,17 +33,21 @@ PROFILES = {
         "cls": ["--crop_size", "128", "--resize_long", "112", "160", "--batch_size", "16",
                 "--max_epoches", "6", "--lr", "0.05", "--momentum", "0.9", "--train_bn",
                 "--num_workers", "1"],
-        "aff": ["--crop_size", "128", "--batch_size", "8", "--max_epoches", "3", "--lr", "0.05",
-                "--momentum", "0.9", "--num_workers", "1"],
+        "aff": ["--crop_size", "128", "--batch_size", "8", "--max_epoches", "15", "--lr", "0.05",
+                "--momentum", "0.9", "--train_bn", "--num_workers", "1"],
+        # the walk on a 2x grid (a 1/8 grid of ~128 px images is too coarse to walk on),
+        # alpha matched to each CAM's best background threshold (see cam_alpha)
+        "rw": ["--beta", "16", "--logt", "5", "--scale", "2"],
+        "rw_alpha": "from_cam_sweep",
         "aux_rounds": "2",
-        "aux": ["--num_epochs", "3", "--train_args",
-                "--crop_size 128 --batch_size 8 --lr 0.005 --momentum 0.9 --num_workers 1"],
+        "aux": ["--num_epochs", "15", "--later_epochs", "10", "--train_args",
+                "--crop_size 128 --batch_size 4 --lr 0.002 --momentum 0.9 --num_workers 1"],
         "seg": ["--crop_size", "128", "--batch_size", "8", "--max_iters", "300", "--lr", "0.01",
                 "--num_workers", "1", "--log_every", "100"],
         "workers": "2",
     },
-    "paper": {"width": "1.0", "cls": [], "aff": [], "aux_rounds": "3", "aux": [], "seg": [],
-              "workers": "8"},
+    "paper": {"width": "1.0", "cls": [], "aff": [], "rw": [], "rw_alpha": "16",
+              "aux_rounds": "3", "aux": ["--later_epochs", "10"], "seg": [], "workers": "8"},
 }
 PICTURE_IMAGES = 4
 
@@ -152,17 +157,22 @@ def run(args):
                 "--out_cam", pipe.path("infercam_cam")] + width + device)
     pipe.evaluate("infercam", train_list, pipe.path("infercam_cam"), gt_dir, "cam")
 
-    # 3. AffinityNet and the random walk, on both kinds of CAM
-    init = ["--weights", args.init_weights] if args.init_weights else []
+    # 3. AffinityNet (psa: from ImageNet weights; without them, from the classifier's trunk)
+    #    and the random walk, on both kinds of CAM
     pipe.stage("train_aff", "train_aff.py",
                ["--train_list", train_list, "--voc12_root", root,
                 "--la_crf_dir", pipe.path("crf_la"), "--ha_crf_dir", pipe.path("crf_ha"),
-                "--save_dir", pipe.path("aff")] + init + width + device + prof["aff"])
+                "--weights", args.init_weights or cls_weights,
+                "--save_dir", pipe.path("aff")] + width + device + prof["aff"])
     aff_weights = pipe.path("aff", "resnet38_aff.pth")
     for cams, name in (("cam", "rw"), ("infercam_cam", "infercam_rw")):
+        alpha = prof["rw_alpha"]
+        if alpha == "from_cam_sweep":
+            alpha = f"{cam_alpha(pipe.results['infercam' if cams != 'cam' else 'cam']):.2f}"
         pipe.stage(name, "infer_aff.py",
                    ["--infer_list", train_list, "--voc12_root", root, "--weights", aff_weights,
-                    "--cam_dir", pipe.path(cams), "--out_rw", pipe.path(name)] + width + device)
+                    "--cam_dir", pipe.path(cams), "--out_rw", pipe.path(name), "--alpha", alpha]
+                   + width + device + prof["rw"])
         pipe.evaluate(name, train_list, pipe.path(name), gt_dir)
 
     # 4. AuxSegNet: initial pseudo labels, rounds, predictions
@@ -215,6 +225,13 @@ def run(args):
                 pipe.path("aux_picture"), "--list_path", picture_list, "--use_crf", "True"]
                + device)
     return pipe
+
+
+def cam_alpha(cam_result):
+    """The background power whose (1 - t)^alpha equals the CAM's best threshold t, so that
+    the random walk starts from the best CAM labels (psa tuned 16 by hand for VOC)."""
+    threshold = cam_result["best"][0]
+    return math.log(threshold) / math.log(1.0 - threshold)
 
 
 def final_aux_weights(round_dir):
