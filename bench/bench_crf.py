@@ -15,8 +15,8 @@ from tool.crf import crf_with_bg_power, map_with_workers  # noqa: E402
 
 VOC_SIZE = (375, 500)  # (H, W) of a typical PASCAL VOC image
 LOW_ALPHA = 4  # psa infer_cls.py --low_alpha
-IMAGES = 8
-QUICK_IMAGES = 4
+IMAGES = 32  # enough that the pool start-up (a few seconds) is amortised
+QUICK_IMAGES = 8
 CLASSES = (11, 14)  # two present classes, as in a dog + person image
 
 

@@ -32,7 +32,7 @@ IMAGES = 16
 IMAGE_SIDES = (300, 500)  # demo images about the size of VOC's (500 x 375)
 TRAIN_STEPS, QUICK_TRAIN_STEPS = 4, 2
 LOAD_STEPS, QUICK_LOAD_STEPS = 40, 12  # enough that the workers' prefetch does not dominate
-THREADS = 2
+THREADS = 1  # the training process; loader workers use the other core
 
 
 def make_loader(root, workers, steps):
