@@ -5,8 +5,9 @@ Recipes they serve:
 - psa classifier (train_cls): random_resize_long(256, 512) -> random_hflip -> color_jitter
   -> normalize -> random_crop(448) (zero padding after normalisation, image placed at a
   random spot of the crop when smaller).
-- psa AffinityNet (train_aff): random_resize_long(448, 768) -> color_jitter -> normalize ->
-  random_crop(448) of image and CRF label maps together -> random_hflip.
+- psa AffinityNet (train_aff, through tool/aff_labels.joint_augment): no resize ->
+  color_jitter -> random_crop(448) of image and CRF score maps together (black padding) ->
+  random_hflip -> normalize.
 - AuxSegNet (train_AuxAff): random_scale(one scale per batch in [0.7, 1.3]; image and
   saliency bilinear, labels nearest) -> random_hflip -> normalize ->
   random_crop(321, pad_at="top_left", label_pad=0).
