@@ -14,8 +14,10 @@ import os
 import numpy as np
 
 from tool import metrics
+from tool.cam import cam_foreground, threshold_foreground
 from tool.cli import progress, run_main
-from tool.io import SETTINGS_FILE, InputError, load_cam_dict, read_label_png, save_json
+from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, load_cam_dict, read_label_png, \
+    save_json
 from tool.voc import VOC_CLASSES, find_label, read_image_list, voc_dirs
 
 PRED_EXTENSION = {"png": ".png", "cam": ".npy", "crf": ".npy"}
@@ -57,8 +59,8 @@ def prediction_at(path, kind, shape, num_classes):
         label = metrics.crf_dict_to_prediction(read_score_dict(path, shape, num_classes))
         return lambda threshold: label
     cams = read_score_dict(path, shape, num_classes - 1)
-    fg_score, fg_label = metrics.cam_foreground(cams, shape, num_classes - 1)
-    return lambda threshold: metrics.threshold_foreground(fg_score, fg_label, threshold)
+    fg_score, fg_label = cam_foreground(cam_dict_to_array(cams, num_classes - 1, shape))
+    return lambda threshold: threshold_foreground(fg_score, fg_label, threshold)
 
 
 def accumulate(ids, gt_dir, pred_dir, kind, thresholds, num_classes, quiet):

@@ -90,9 +90,20 @@ def cam_dict_from_array(norm_cam, label):
     return {c: np.asarray(norm_cam[c], np.float32) for c in present_classes(label)}
 
 
-def cam_prediction(norm_cam, bg_threshold=CAM_BG_THRESHOLD):
-    """Label map: argmax over [constant background score; the class CAMs]; background
-    wins ties, class c becomes c + 1."""
+def cam_foreground(norm_cam):
+    """Per pixel, the best class score and its label (class c → c + 1) of a dense
+    (C, H, W) CAM array; ties go to the lower class, as numpy's argmax."""
     norm_cam = np.asarray(norm_cam)
-    bg = np.full((1,) + norm_cam.shape[1:], bg_threshold, dtype=norm_cam.dtype)
-    return np.argmax(np.concatenate([bg, norm_cam]), axis=0).astype(np.uint8)
+    return norm_cam.max(axis=0), norm_cam.argmax(axis=0).astype(np.uint8) + 1
+
+
+def threshold_foreground(fg_score, fg_label, bg_threshold=CAM_BG_THRESHOLD):
+    """psa's argmax over [constant background score; class CAMs]: a pixel takes its best
+    class only when that score exceeds the background (background wins ties), compared
+    in the scores' float32 precision."""
+    return np.where(fg_score > np.float32(bg_threshold), fg_label, 0).astype(np.uint8)
+
+
+def cam_prediction(norm_cam, bg_threshold=CAM_BG_THRESHOLD):
+    """Label map of a dense (C, H, W) CAM array: 0 background, class c becomes c + 1."""
+    return threshold_foreground(*cam_foreground(norm_cam), bg_threshold)

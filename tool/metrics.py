@@ -12,8 +12,8 @@ penalised for it. On a full VOC split every class appears, and this is the usual
 over all 21 classes. All scores are in percent."""
 import numpy as np
 
-from tool.cam import CAM_BG_THRESHOLD
-from tool.io import IGNORE_LABEL
+from tool.cam import CAM_BG_THRESHOLD, cam_prediction
+from tool.io import IGNORE_LABEL, cam_dict_to_array
 
 
 def confusion_matrix(pred, gt, num_classes, ignore_index=IGNORE_LABEL):
@@ -80,25 +80,10 @@ def format_iou_table(scores, class_names):
     return "\n".join(lines)
 
 
-def cam_foreground(cam_dict, shape, num_fg_classes=20):
-    """Best foreground score and its label (class index + 1) per pixel, from a psa CAM
-    dict {class 0..num_fg_classes-1: HxW}; classes missing from the dict score 0."""
-    scores = np.zeros((num_fg_classes,) + tuple(shape), np.float32)
-    for c, cam in cam_dict.items():
-        scores[c] = cam
-    return scores.max(axis=0), scores.argmax(axis=0).astype(np.uint8) + 1
-
-
-def threshold_foreground(fg_score, fg_label, bg_threshold):
-    """argmax over [bg_threshold, class scores]: background wins ties (as numpy argmax
-    over psa's stacked array), compared in the scores' float32 precision."""
-    return np.where(fg_score > np.float32(bg_threshold), fg_label, 0).astype(np.uint8)
-
-
 def cam_dict_to_prediction(cam_dict, shape, bg_threshold=CAM_BG_THRESHOLD, num_fg_classes=20):
-    """psa `cam_pred`: label map (HxW uint8) = argmax over [constant bg_threshold,
-    CAM channels], class c mapped to label c + 1."""
-    return threshold_foreground(*cam_foreground(cam_dict, shape, num_fg_classes), bg_threshold)
+    """psa `cam_pred` of a CAM dict {class 0..num_fg_classes-1: HxW} (missing classes
+    score 0): label map (HxW uint8), class c mapped to label c + 1."""
+    return cam_prediction(cam_dict_to_array(cam_dict, num_fg_classes, shape), bg_threshold)
 
 
 def crf_dict_to_prediction(crf_dict):
