@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from network import resnet38d
+from network.resnet38_cls import parameter_groups
 
 NUM_SEG_CLASSES = 21  # VOC background + 20 classes
 HEAD_CHANNELS = 512
@@ -21,12 +22,13 @@ class Net(resnet38d.Net):
     """`forward(x)` → (B, num_classes, ceil(H/8), ceil(W/8)) logits.
 
     `freeze_bn` (default, as the trunk in psa) keeps BatchNorm in eval mode with frozen
-    affine parameters; False trains them (only sensible with large batches)."""
+    affine parameters; False trains statistics and affine parameters (only sensible with
+    large batches)."""
 
     def __init__(self, num_classes=NUM_SEG_CLASSES, width=1.0, freeze_bn=True):
         super().__init__(width=width)
         self.num_classes = num_classes
-        self.freeze_bn = freeze_bn
+        self.freeze_batchnorm = freeze_bn
         mid = resnet38d.scaled(HEAD_CHANNELS, width)
         self.fc8_seg_conv1 = nn.Conv2d(self.channels["conv6"], mid, 3, padding=HEAD_DILATION,
                                        dilation=HEAD_DILATION)
@@ -45,25 +47,6 @@ class Net(resnet38d.Net):
         x = F.relu(self.fc8_seg_conv1(super().forward(x)))
         return self.fc8_seg_conv2(x)
 
-    def train(self, mode=True):
-        if self.freeze_bn:
-            return super().train(mode)
-        return nn.Module.train(self, mode)
-
     def get_parameter_groups(self):
         return parameter_groups(self, self.from_scratch_layers)
 
-
-def parameter_groups(net, head_layers):
-    """Four lists of trainable parameters, psa/DeepLab style: (backbone weights, backbone
-    biases, head weights, head biases); the optimiser gives them 1×, 2×, 10×, 20× the base
-    learning rate (no weight decay on biases). BatchNorm parameters count as backbone
-    parameters when they are trained."""
-    head_ids = {id(p) for layer in head_layers for p in layer.parameters()}
-    groups = ([], [], [], [])
-    for name, param in net.named_parameters():
-        if not param.requires_grad:
-            continue
-        index = (2 if id(param) in head_ids else 0) + name.endswith("bias")
-        groups[index].append(param)
-    return groups

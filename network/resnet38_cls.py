@@ -30,16 +30,12 @@ class Net(resnet38d.Net):
 
 
 def parameter_groups(net, new_layers):
-    """psa's four groups: (backbone weights, backbone biases, new weights, new biases),
-    trainable parameters only. Learning rates 1×, 2×, 10×, 20× are set by the optimiser."""
+    """psa's four groups of trainable parameters: (backbone weights, backbone biases, new
+    weights, new biases); the optimiser gives them 1×, 2×, 10×, 20× the base learning rate
+    (no weight decay on biases). Trained BatchNorm parameters count as backbone ones."""
     new_ids = {id(p) for layer in new_layers for p in layer.parameters()}
     groups = ([], [], [], [])
-    for module in net.modules():
-        if not isinstance(module, (nn.Conv2d, nn.Linear)):
-            continue
-        for kind, param in (("weight", module.weight), ("bias", module.bias)):
-            if param is None or not param.requires_grad:
-                continue
-            index = (2 if id(param) in new_ids else 0) + (kind == "bias")
-            groups[index].append(param)
+    for name, param in net.named_parameters():
+        if param.requires_grad:
+            groups[(2 if id(param) in new_ids else 0) + name.endswith("bias")].append(param)
     return groups
