@@ -8,7 +8,8 @@ Key names: the backbone's torchvision layout at the top level (`conv1.weight`,
 ResNet-101 weights load with a non-strict load (missing: `aspp.*`; unused: `fc.*`)."""
 import torch.nn as nn
 
-from network.deeplab_largefov import NUM_SEG_CLASSES, parameter_groups
+from network.deeplab_largefov import NUM_SEG_CLASSES
+from network.resnet38_cls import parameter_groups
 from network.resnet101 import ResNet101
 
 ASPP_DILATIONS = (6, 12, 18, 24)  # DeepLab-v2 ASPP-L
