@@ -21,18 +21,12 @@ from split_img import (add_environment_args, add_model_args, heatmap_paths, load
                        save_class_heatmaps, write_settings)
 from tool import cam as camlib
 from tool import infercam
-from tool.cli import progress, resolve_device, run_main
+from tool.cli import positive_int, progress, resolve_device, run_main
 from tool.io import InputError, output_done, read_image, save_npy
 from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 CROP_SOURCES = ("auto", "boxes", "images")
 
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def build_parser():

@@ -24,7 +24,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_demo_dataset.py`
 
-from tool.cli import run_main  # noqa: E402
+from tool.cli import positive_int, run_main  # noqa: E402
 from tool.io import (IGNORE_LABEL, atomic_path, save_gray_png, save_label_png,  # noqa: E402
                      save_npy, save_rgb)
 from tool.voc import VOC_CLASSES  # noqa: E402
@@ -394,12 +394,6 @@ def make_demo_dataset(root, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL,
     write_text(root / "README.txt", readme_text(seed, num_train, num_val))
     return splits
 
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def main(argv=None):

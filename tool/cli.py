@@ -1,5 +1,6 @@
 """What every stage script shares: the --device flag, the one-line error exit,
 and the progress bar."""
+import argparse
 import sys
 
 import torch
@@ -11,6 +12,14 @@ from tool.io import InputError
 def add_device_arg(parser):
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto: CUDA when available, else CPU")
+
+
+def positive_int(text):
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def resolve_device(name="auto"):
