@@ -16,8 +16,8 @@ import numpy as np
 from tool import metrics
 from tool.cam import cam_foreground, threshold_foreground
 from tool.cli import progress, run_main
-from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, load_cam_dict, read_label_png, \
-    save_json
+from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, load_cam_dict, load_json, \
+    read_label_png, save_json
 from tool.voc import VOC_CLASSES, find_label, read_image_list, voc_dirs
 
 PRED_EXTENSION = {"png": ".png", "cam": ".npy", "crf": ".npy"}
@@ -28,13 +28,7 @@ VOC_SEG_CLASSES = ("background",) + VOC_CLASSES
 def read_settings(pred_dir):
     """The prediction folder's settings.json as a dict, or None when there is none."""
     path = os.path.join(pred_dir, SETTINGS_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable settings file ({exc})") from None
+    return load_json(path, "settings file") if os.path.isfile(path) else None
 
 
 def read_score_dict(path, shape, num_keys):

@@ -6,12 +6,11 @@ Images are keyed by their file-name stem (`COCO_train2014_000000000009`), the na
 that list files, `find_image` and the per-image output files use."""
 import contextlib
 import io
-import json
 import os
 
 import numpy as np
 
-from tool.io import IGNORE_LABEL, InputError
+from tool.io import IGNORE_LABEL, InputError, load_json
 
 COCO_CATEGORIES = (
     (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "airplane"),
@@ -50,13 +49,7 @@ def image_key(file_name):
 
 def read_instances_json(json_path):
     """The parsed instances JSON, checked for its `images` and `annotations` lists."""
-    if not os.path.isfile(json_path):
-        raise InputError(f"{json_path}: COCO instances JSON not found")
-    try:
-        with open(json_path) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{json_path}: unreadable COCO instances JSON ({exc})") from None
+    data = load_json(json_path, "COCO instances JSON")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
                                              for k in ("images", "annotations")):
         raise InputError(f"{json_path}: not a COCO instances file (needs 'images' and "

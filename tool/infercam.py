@@ -5,7 +5,6 @@ The image is cut into four corner crops around the mass centres of its classes' 
 already activated are filled with the input's mean and the CAM is computed again), and the
 four crop CAMs are merged by maximum (`infer_cam.py`). Works with any network that has
 `forward_cam` (see tool/cam.py); the defaults reproduce the released code, quirks included."""
-import json
 import os
 
 import cv2
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from tool.cam import CAM_SCALES, normalize_cam, scaled_inputs, summed_cams, with_flips
-from tool.io import InputError, atomic_path, save_json
+from tool.io import InputError, atomic_path, load_json, save_json
 
 SPLIT_MARGINS = {1: 10, 2: 20}  # split_img.py: buffer (px) around the centres, by class count
 NUM_CROPS = 4
@@ -183,11 +182,8 @@ def save_split_record(path, image_hw, classes, centers, boxes, clamped):
 
 def load_split_record(path):
     """A record of `save_split_record`; a missing or malformed file is an InputError."""
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: split record not found (run split_img.py first)")
+    record = load_json(path, "split record (made by split_img.py)")
     try:
-        with open(path) as f:
-            record = json.load(f)
         boxes = [tuple(int(v) for v in box) for box in record["boxes"]]
         image_hw = tuple(int(v) for v in record["image_size"])
     except (ValueError, KeyError, TypeError) as exc:

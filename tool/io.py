@@ -80,6 +80,17 @@ def save_json(path, obj, sort_keys=False):
             json.dump(obj, f, indent=1, sort_keys=sort_keys)
 
 
+def load_json(path, what):
+    """A parsed JSON file; a missing or unparsable one is an InputError naming it as `what`."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: {what} not found")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable {what} ({exc})") from None
+
+
 def save_gray_png(path, array):
     """An 8-bit grayscale PNG (saliency maps, grey label maps)."""
     with atomic_path(path) as tmp:
