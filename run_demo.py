@@ -10,7 +10,6 @@ Every stage runs as its own script (the command is printed, so any stage can be 
 by hand), writes into its own folder under --out, and is skipped when a rerun finds it
 finished (`<out>/done/<stage>`); `--redo STAGE ...` forces stages again."""
 import argparse
-import json
 import math
 import os
 import shlex
@@ -18,11 +17,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 
-from tool.io import atomic_path, load_cam_dict, read_image, read_label_png, save_rgb
-from tool.visualize import cam_overlay, colorize_label, image_grid
-from tool.voc import read_image_list
+from tool.cli import run_main
+from tool.io import atomic_path, load_cam_dict, load_json, read_image, read_label_png, save_rgb
+from tool.visualize import cam_dict_overlay, colorize_label, image_grid
+from tool.voc import find_image, find_label, read_image_list
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -83,6 +82,8 @@ class Pipeline:
         self.out = os.path.abspath(args.out)
         self.profile = PROFILES[args.profile]
         self.results = {}
+        self.root = os.path.abspath(args.voc12_root or self.path("data"))
+        self.gt_dir = os.path.join(self.root, "SegmentationClassAug")
         os.makedirs(os.path.join(self.out, "done"), exist_ok=True)
 
     def path(self, *parts):
@@ -110,8 +111,7 @@ class Pipeline:
         if kind == "cam":
             argv.append("--sweep")
         self.stage(f"eval_{name}", "eval_seg.py", argv)
-        with open(json_path) as f:
-            result = json.load(f)
+        result = load_json(json_path, "evaluation result")
         sweep = result.get("sweep")
         self.results[name] = {"split": split, "miou": result["miou"],
                               "best": None if sweep is None else (sweep["best_threshold"],
@@ -123,14 +123,14 @@ def run(args):
     prof = pipe.profile
     width = ["--width", prof["width"]]
     device = ["--device", args.device]
-    root = os.path.abspath(args.voc12_root or pipe.path("data"))
+    root = pipe.root
     if args.voc12_root is None:
         make_demo_data(pipe, root)
     train_list = args.train_list or os.path.join(root, "train_aug.txt")
     val_list = args.val_list or os.path.join(root, "val.txt")
     sal_dir = args.sal_dir or os.path.join(root, "SAL")
     img_dir = os.path.join(root, "JPEGImages")
-    gt_dir = os.path.join(root, "SegmentationClassAug")
+    gt_dir = pipe.gt_dir
     labels = os.path.join(root, "cls_labels.npy")
     workers = ["--num_workers", prof["workers"]]
 
@@ -236,8 +236,7 @@ def cam_alpha(cam_result):
 
 def final_aux_weights(round_dir):
     """The AuxSegNet checkpoint run_iterations wrote for a round."""
-    with open(os.path.join(round_dir, "done.json")) as f:
-        return json.load(f)["weights"]
+    return load_json(os.path.join(round_dir, "done.json"), "AuxSegNet round record")["weights"]
 
 
 def make_demo_data(pipe, root):
@@ -284,7 +283,7 @@ def result_table(pipe):
     return "\n".join(lines)
 
 
-def picture(pipe, root, ids):
+def picture(pipe, ids):
     """Grid: image, ground truth, CAM, random-walk label, initial and final pseudo label,
     AuxSegNet prediction."""
     rounds = int(pipe.profile["aux_rounds"])
@@ -293,13 +292,11 @@ def picture(pipe, root, ids):
                ("AuxSegNet + CRF", "aux_picture"))
     rows = []
     for img_id in ids:
-        rgb = read_image(os.path.join(root, "JPEGImages", img_id + ".jpg"))
-        row = [rgb, colorize_label(read_label_png(os.path.join(root, "SegmentationClassAug",
-                                                               img_id + ".png")))]
+        rgb = read_image(find_image(os.path.join(pipe.root, "JPEGImages"), img_id))
+        row = [rgb, colorize_label(read_label_png(find_label(pipe.gt_dir, img_id)))]
         for _, folder in columns:
             if folder == "cam":
-                cams = load_cam_dict(pipe.path("cam", img_id + ".npy"))
-                row.append(cam_overlay(rgb, np.max(np.stack(list(cams.values())), axis=0)))
+                row.append(cam_dict_overlay(rgb, load_cam_dict(pipe.path("cam", img_id + ".npy"))))
             else:
                 row.append(colorize_label(read_label_png(pipe.path(folder, img_id + ".png"))))
         rows.append(row)
@@ -312,17 +309,15 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     start = time.time()
     pipe = run(args)
-    root = os.path.abspath(args.voc12_root or pipe.path("data"))
     table = result_table(pipe)
     with atomic_path(pipe.path("results.md")) as tmp:
         with open(tmp, "w") as f:
             f.write(table + "\n")
-    grid = picture(pipe, root, read_image_list(pipe.path("picture_ids.txt")))
+    grid = picture(pipe, read_image_list(pipe.path("picture_ids.txt")))
     print("\n" + table)
     print(f"\nrun_demo: finished in {time.time() - start:.0f} s; table {pipe.path('results.md')}, "
           f"picture {grid}")
 
 
 if __name__ == "__main__":
-    from tool.cli import run_main
     run_main(main)

@@ -8,7 +8,8 @@ import run_demo
 
 
 def pipeline(tmp_path, redo=()):
-    args = argparse.Namespace(out=str(tmp_path / "out"), profile="demo", redo=list(redo), threads=1)
+    args = argparse.Namespace(out=str(tmp_path / "out"), profile="demo", redo=list(redo), threads=1,
+                              voc12_root=None)
     return run_demo.Pipeline(args)
 
 

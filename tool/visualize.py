@@ -38,9 +38,14 @@ def label_overlay(rgb, label, alpha=0.6):
     return blend(rgb, colorize_label(label), alpha)
 
 
+def cam_dict_overlay(rgb, cams):
+    """Heatmap overlay of the per-pixel max over a CAM dict's maps."""
+    return cam_overlay(rgb, np.max(np.stack(list(cams.values())), axis=0))
+
+
 def save_cam_overlay(path, rgb, cams):
-    """Write the max over a CAM dict's maps as a heatmap overlay."""
-    save_rgb(path, cam_overlay(rgb, np.max(np.stack(list(cams.values())), axis=0)))
+    """Write `cam_dict_overlay` to `path`."""
+    save_rgb(path, cam_dict_overlay(rgb, cams))
 
 
 def image_grid(rows, titles, cell_height=120):
