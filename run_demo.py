@@ -19,7 +19,7 @@ import time
 
 
 from tool.cli import run_main
-from tool.io import atomic_path, load_cam_dict, load_json, read_image, read_label_png, save_rgb
+from tool.io import load_cam_dict, load_json, read_image, read_label_png, save_rgb, save_text
 from tool.visualize import cam_dict_overlay, colorize_label, image_grid
 from tool.voc import find_image, find_label, read_image_list
 
@@ -99,9 +99,7 @@ class Pipeline:
         start = time.time()
         env = dict(os.environ, OMP_NUM_THREADS=str(self.args.threads))
         subprocess.run(cmd, check=True, cwd=REPO, env=env)
-        with atomic_path(marker) as tmp:
-            with open(tmp, "w") as f:
-                f.write(shlex.join(cmd) + "\n")
+        save_text(marker, shlex.join(cmd) + "\n")
         print(f"[{name}] finished in {time.time() - start:.0f} s", flush=True)
 
     def evaluate(self, name, ids_list, pred_dir, gt_dir, kind="png", split="train"):
@@ -217,9 +215,7 @@ def run(args):
             pipe.evaluate(name, val_list, pipe.path(name), gt_dir, split="val")
 
     picture_list = pipe.path("picture_ids.txt")
-    with atomic_path(picture_list) as tmp:
-        with open(tmp, "w") as f:
-            f.write("\n".join(read_image_list(train_list)[:PICTURE_IMAGES]) + "\n")
+    save_text(picture_list, "\n".join(read_image_list(train_list)[:PICTURE_IMAGES]) + "\n")
     pipe.stage("aux_picture", "infer_AuxAff.py",
                ["--img_path", img_dir, "--weights", aux_weights, "--save_path",
                 pipe.path("aux_picture"), "--list_path", picture_list, "--use_crf", "True"]
@@ -310,9 +306,7 @@ def main(argv=None):
     start = time.time()
     pipe = run(args)
     table = result_table(pipe)
-    with atomic_path(pipe.path("results.md")) as tmp:
-        with open(tmp, "w") as f:
-            f.write(table + "\n")
+    save_text(pipe.path("results.md"), table + "\n")
     grid = picture(pipe, read_image_list(pipe.path("picture_ids.txt")))
     print("\n" + table)
     print(f"\nrun_demo: finished in {time.time() - start:.0f} s; table {pipe.path('results.md')}, "

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/mak
 
 from tool.cli import positive_int, run_main  # noqa: E402
 from tool.io import (IGNORE_LABEL, atomic_path, save_gray_png, save_label_png,  # noqa: E402
-                     save_npy, save_rgb)
+                     save_npy, save_rgb, save_text)
 from tool.voc import VOC_CLASSES  # noqa: E402
 
 NUM_TRAIN = 160
@@ -336,11 +336,6 @@ def multi_hot(sample):
     return label
 
 
-def write_text(path, text):
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
-
-
 def write_sample(root, img_id, sample):
     save_rgb(root / "JPEGImages" / f"{img_id}.jpg", sample.rgb)
     save_label_png(root / "SegmentationClass" / f"{img_id}.png", sample.label)
@@ -389,9 +384,9 @@ def make_demo_dataset(root, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL,
     splits = {"train": ids[:num_train], "val": ids[num_train:]}
     for name, split_ids in (("train", splits["train"]), ("val", splits["val"]),
                             ("train_aug", splits["train"])):
-        write_text(root / f"{name}.txt", "".join(f"{i}\n" for i in split_ids))
+        save_text(root / f"{name}.txt", "".join(f"{i}\n" for i in split_ids))
     save_npy(root / "cls_labels.npy", labels)
-    write_text(root / "README.txt", readme_text(seed, num_train, num_val))
+    save_text(root / "README.txt", readme_text(seed, num_train, num_val))
     return splits
 
 

@@ -18,8 +18,8 @@ import scipy.io
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_train_aug.py`
 
 from tool.cli import progress, run_main  # noqa: E402
-from tool.io import (InputError, atomic_path, output_done, read_label_png,  # noqa: E402
-                     save_label_png)
+from tool.io import (InputError, output_done, read_label_png, save_label_png,  # noqa: E402
+                     save_text)
 from tool.voc import NUM_CLASSES, find_label, read_image_list  # noqa: E402
 
 VOC_SPLITS = os.path.join("ImageSets", "Segmentation")
@@ -48,9 +48,7 @@ def list_lines(ids, psa_format=False):
 
 
 def write_list(path, ids, psa_format=False):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write("".join(line + "\n" for line in list_lines(ids, psa_format)))
+    save_text(path, "".join(line + "\n" for line in list_lines(ids, psa_format)))
 
 
 def read_sbd_mat(mat_path):

@@ -73,6 +73,13 @@ def save_label_png(path, label, palette=VOC_PALETTE):
         img.save(tmp, format="PNG")
 
 
+def save_text(path, text):
+    """A text file (lists, markers, tables)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
 def save_json(path, obj, sort_keys=False):
     """A JSON file (settings.json of inference folders, evaluation results, logs)."""
     with atomic_path(path) as tmp:
