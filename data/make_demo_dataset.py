@@ -1,29 +1,39 @@
-"""Built-in demo dataset: a small synthetic look-alike of PASCAL VOC 2012, made from a seed
-in a few seconds, so that the whole pipeline can run (and learn) on a CPU without downloads.
+"""Built-in demo dataset: a small synthetic look-alike of PASCAL VOC 2012 in the regime
+weakly supervised segmentation is made for, made from a seed in seconds.
 
-Six VOC classes each get a distinctive shape and colour/texture family; 1-3 objects per
-image (up to 3 classes, sometimes occluding each other) lie on cluttered textured
-backgrounds with faint distractor shapes. Besides the JPEG images it writes what the real
-dataset provides (segmentation masks with a 255 band on object boundaries, Annotations XML,
-list files, psa's cls_labels.npy) and, in SAL/, the kind of saliency maps an off-the-shelf
-detector gives (blurred object masks with missed parts, a weak false blob and noise).
+Six VOC classes are objects made of parts (data/scenes.py): a small HEAD whose shape,
+texture and colour belong to its class alone (the discriminative part), a larger BODY whose
+look comes from a pool shared by all classes (each class prefers one look, weakly), and
+sometimes limbs in the body's look. Each class prefers a background scene (boats on water,
+aeroplanes in the sky, ...), so context correlates with the class, as in VOC. 1-3 objects
+of 1-3 classes per image; faint headless bodies lie in the background as distractors.
+A classifier trained on image labels therefore finds heads first and the rest of the
+object only weakly: its CAMs cover part of each object, as CAMs do on VOC.
+
+Besides the JPEG images it writes what the real dataset provides (segmentation masks with
+a 255 band on object boundaries, Annotations XML, list files, psa's cls_labels.npy) and,
+in SAL/, the kind of saliency maps an off-the-shelf detector gives (blurred object masks
+with missed parts, a weak false blob and noise).
 
     python data/make_demo_dataset.py --root demo_data --seed 0
 """
 import argparse
-import colorsys
+import functools
+import multiprocessing
 import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_demo_dataset.py`
 
+from data.scenes import (SCENES, Look, PartSpec, Pose, draw_parts, finish,  # noqa: E402
+                         object_frame, paint_parts, scene_background, union_coverage)
 from tool.cli import positive_int, run_main  # noqa: E402
 from tool.io import (IGNORE_LABEL, atomic_path, save_gray_png, save_label_png,  # noqa: E402
                      save_npy, save_rgb, save_text)
@@ -31,40 +41,53 @@ from tool.voc import VOC_CLASSES  # noqa: E402
 
 NUM_TRAIN = 160
 NUM_VAL = 40
-MIN_SIZE, MAX_SIZE = 96, 160     # image side range (px)
+MIN_SIZE, MAX_SIZE = 112, 144    # image side range (px)
 MIN_SIDE = 72                    # the affinity net needs feature maps >= 9 wide (stride 8)
 ID_YEAR = 2026                   # ids look like VOC's: 2026_000001
 
 
-class Style(NamedTuple):
-    shape: str
-    hue: float      # degrees
-    texture: str
+class DemoClass(NamedTuple):
+    head_shape: str
+    head: Look        # the discriminative part: unique to the class
+    body: int         # index of the preferred look in BODY_LOOKS
+    scene: str        # preferred background scene (context)
 
 
-CLASS_STYLES = {
-    "aeroplane": Style("triangle", 185.0, "stripes"),
-    "bird": Style("star", 55.0, "spots"),
-    "car": Style("rounded_box", 0.0, "checker"),
-    "cat": Style("disc", 300.0, "rings"),
-    "person": Style("cross", 120.0, "gradient"),
-    "tvmonitor": Style("ring", 235.0, "grid"),
+# Shared body looks: any class may wear any of them; each class prefers one.
+BODY_LOOKS = (
+    Look(30.0, "plain"), Look(0.0, "noise"), Look(270.0, "spots"), Look(160.0, "hatch"),
+    Look(60.0, "waves"), Look(330.0, "noise"), Look(210.0, "plain"), Look(100.0, "spots"),
+)
+BODY_SHAPES = ("disc", "rounded_box", "hexagon", "drop", "blob", "pentagon")
+DEMO_CLASSES = {
+    "aeroplane": DemoClass("triangle", Look(0.0, "stripes"), 0, "sky"),
+    "boat": DemoClass("diamond", Look(45.0, "checker"), 1, "water"),
+    "car": DemoClass("square", Look(200.0, "grid"), 2, "road"),
+    "cat": DemoClass("star", Look(300.0, "rings"), 3, "indoor"),
+    "cow": DemoClass("cross", Look(120.0, "zigzag"), 4, "grass"),
+    "person": DemoClass("disc", Look(20.0, "dots"), 5, "sand"),
 }
-DISTRACTOR_SHAPES = ("hexagon", "crescent", "bar")
 
-CLASS_COUNT_PROBS = (0.5, 0.38, 0.12)          # images with 1, 2, 3 classes
+BODY_PREFERENCE = 0.35      # P(body wears its class's look); else any look of the pool
+CONTEXT_PREFERENCE = 0.5    # P(background is the preferred scene of one of the classes)
+HEAD_SIZE = (0.5, 0.62)     # head radius / body radius
+HEAD_DISTANCE = (0.95, 1.15)  # head centre from the body centre, in body radii
+LIMB_COUNT_PROBS = (0.5, 0.3, 0.2)  # 0, 1, 2 limbs
+LIMB_SIZE = (0.5, 0.75)
+LIMB_DISTANCE = (0.85, 1.05)
+BODY_ASPECT = (0.7, 1.4)
+MIN_HEAD_VISIBLE = 0.6      # of the head's own area, after occlusion
+
+CLASS_COUNT_PROBS = (0.45, 0.4, 0.15)          # images with 1, 2, 3 classes
 EXTRA_OBJECT_PROB = 0.3                        # one more object of an already chosen class
 MAX_OBJECTS = 3
-OBJECT_RADIUS = {1: (0.22, 0.36), 2: (0.17, 0.28), 3: (0.14, 0.24)}  # x the short side
-ASPECT_RANGE = (0.7, 1.4)
-HUE_JITTER = 15.0                              # degrees
-TEXTURE_PERIOD = (5.0, 9.0)                    # px
+BODY_RADIUS = {1: (0.17, 0.25), 2: (0.14, 0.2), 3: (0.12, 0.17)}  # x the short side
 MIN_VISIBLE_FRACTION = 0.45                    # of an object's own area, after occlusion
 MIN_VISIBLE_PIXELS = 80
 MAX_LAYOUT_TRIES = 200
-SUPERSAMPLE = 4                                # anti-aliased shape edges
-CIRCLE_POINTS = 48
-PIXEL_NOISE = 5.0                              # grey levels
+DISTRACTORS = (1, 3)                           # faint headless bodies per image
+DISTRACTOR_ALPHA = (0.3, 0.55)
+DISTRACTOR_RADIUS = (0.07, 0.14)               # x the short side
 
 SAL_STRENGTH = (0.75, 1.0)
 SAL_MISS_PROB = 0.5                            # an object loses part of its saliency
@@ -76,136 +99,29 @@ SAL_NOISE = 0.03                               # std of the smooth saliency nois
 SAL_NOISE_SCALE = 4.0                          # its spatial scale (Gaussian sigma, px)
 
 
-def _unit_shapes():
-    """Outlines of radius about 1 around 0: [outer] or [outer, cut-out]."""
-    t = np.linspace(0.0, 2 * np.pi, CIRCLE_POINTS, endpoint=False)
-    circle = np.stack([np.cos(t), np.sin(t)], 1)
-    star_angles = -np.pi / 2 + np.arange(10) * np.pi / 5
-    star = np.tile([1.0, 0.45], 5)[:, None] * np.stack([np.cos(star_angles), np.sin(star_angles)], 1)
-    a = 0.34
-    cross = np.array([[-a, -1], [a, -1], [a, -a], [1, -a], [1, a], [a, a],
-                      [a, 1], [-a, 1], [-a, a], [-1, a], [-1, -a], [-a, -a]])
-    c, s = np.cos(t), np.sin(t)
-    squircle = np.stack([np.sign(c) * np.abs(c) ** (1 / 3), 0.7 * np.sign(s) * np.abs(s) ** (1 / 3)], 1)
-    hexagon = circle[:: CIRCLE_POINTS // 6]
-    return {
-        "disc": [circle], "ring": [circle, 0.5 * circle],
-        "triangle": [np.array([[0.0, -1.0], [0.95, 0.8], [-0.95, 0.8]])],
-        "star": [star], "cross": [cross], "rounded_box": [squircle],
-        "hexagon": [hexagon], "crescent": [circle, 0.85 * circle + [0.45, 0.0]],
-        "bar": [np.array([[-1.0, -0.12], [1.0, -0.12], [1.0, 0.12], [-1.0, 0.12]])],
-    }
-
-
-UNIT_SHAPES = _unit_shapes()
-
-
-class Pose(NamedTuple):
-    cx: float
-    cy: float
-    radius: float
-    aspect: float
-    angle: float
-
-
 class Sample(NamedTuple):
     rgb: np.ndarray          # (H, W, 3) uint8
     label: np.ndarray        # (H, W) uint8: 0 background, c+1 VOC class c, 255 boundary band
     saliency: np.ndarray     # (H, W) uint8
     objects: list            # (class index, (xmin, ymin, xmax, ymax) 1-based, truncated)
+    heads: np.ndarray        # (H, W) bool: visible head pixels (for analysis and tests)
 
 
 def demo_id(index):
     return f"{ID_YEAR}_{index:06d}"
 
 
-def hsv_colour(hue, saturation, value):
-    """RGB in 0..255 (float) from a hue in degrees."""
-    return 255.0 * np.array(colorsys.hsv_to_rgb((hue % 360.0) / 360.0, saturation, value))
+def class_index(name):
+    return VOC_CLASSES.index(name)
 
 
-def posed_outlines(shape, pose):
-    """The unit outlines of `shape` scaled, stretched, rotated and moved to `pose` (x, y px)."""
-    scale = np.array([pose.radius * np.sqrt(pose.aspect), pose.radius / np.sqrt(pose.aspect)])
-    c, s = np.cos(pose.angle), np.sin(pose.angle)
-    rotation = np.array([[c, s], [-s, c]])
-    return [(outline * scale) @ rotation + [pose.cx, pose.cy] for outline in UNIT_SHAPES[shape]]
-
-
-def coverage(outlines, height, width):
-    """Fraction of each pixel inside the shape (first outline filled, later ones cut out)."""
-    canvas = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
-    draw = ImageDraw.Draw(canvas)
-    for i, outline in enumerate(outlines):
-        draw.polygon([tuple(p) for p in outline * SUPERSAMPLE], fill=255 if i == 0 else 0)
-    return np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255.0
-
-
-def object_frame(height, width, pose):
-    """Pixel-centre coordinates (u, v) in the object's rotated frame."""
-    y, x = np.mgrid[0:height, 0:width] + 0.5
-    dx, dy = x - pose.cx, y - pose.cy
-    c, s = np.cos(pose.angle), np.sin(pose.angle)
-    return dx * c + dy * s, -dx * s + dy * c
-
-
-def texture_pattern(kind, u, v, radius, rng):
-    """A pattern in [0, 1] that mixes an object's two tones."""
-    period = rng.uniform(*TEXTURE_PERIOD)
-    if kind == "stripes":
-        return 0.5 + 0.5 * np.sin(2 * np.pi * u / period)
-    if kind == "checker":
-        return (np.floor(u / period) + np.floor(v / period)) % 2
-    if kind == "rings":
-        return 0.5 + 0.5 * np.cos(2 * np.pi * np.hypot(u, v) / period)
-    if kind == "grid":
-        return ((np.mod(u, period) < 1.5) | (np.mod(v, period) < 1.5)).astype(np.float64)
-    if kind == "gradient":
-        return np.clip(0.5 + 0.5 * v / radius, 0.0, 1.0)
-    if kind == "spots":
-        noise = ndimage.gaussian_filter(rng.standard_normal(u.shape), 1.2)
-        return (noise > noise.std()).astype(np.float64)
-    raise ValueError(f"unknown texture {kind!r}")
-
-
-def object_colours(style, pose, height, width, rng):
-    """(H, W, 3) colours of an object of `style`: two tones of its hue family mixed by its texture."""
-    hue = style.hue + rng.uniform(-HUE_JITTER, HUE_JITTER)
-    saturation, value = rng.uniform(0.55, 0.9), rng.uniform(0.65, 0.95)
-    light = hsv_colour(hue, saturation, value)
-    dark = hsv_colour(hue + rng.uniform(-10, 10), 0.7 * saturation, 0.5 * value)
-    u, v = object_frame(height, width, pose)
-    mix = texture_pattern(style.texture, u, v, pose.radius, rng)[..., None]
-    return light * (1 - mix) + dark * mix
-
-
-def blend(image, colours, alpha):
-    return image * (1 - alpha[..., None]) + colours * alpha[..., None]
-
-
-def background(height, width, rng):
-    """Clutter: a desaturated base colour, smooth blotches, faint stripes, faint distractor shapes."""
-    image = np.tile(hsv_colour(rng.uniform(0, 360), rng.uniform(0.05, 0.35), rng.uniform(0.35, 0.75)),
-                    (height, width, 1))
-    blotches = ndimage.gaussian_filter(rng.standard_normal((height, width, 3)), (6, 6, 0))
-    image += 18.0 * blotches / blotches.std()
-    u, _ = object_frame(height, width, Pose(0.0, 0.0, 1.0, 1.0, rng.uniform(0, np.pi)))
-    stripes = np.sin(2 * np.pi * u / rng.uniform(4, 16))
-    image += rng.uniform(8, 30) * stripes[..., None] * hsv_colour(rng.uniform(0, 360), 0.5, 1.0) / 255.0
-    short = min(height, width)
-    for _ in range(rng.integers(1, 5)):
-        pose = Pose(rng.uniform(0, width), rng.uniform(0, height), short * rng.uniform(0.06, 0.18),
-                    rng.uniform(*ASPECT_RANGE), rng.uniform(0, 2 * np.pi))
-        alpha = rng.uniform(0.25, 0.5) * coverage(posed_outlines(rng.choice(DISTRACTOR_SHAPES), pose),
-                                                  height, width)
-        colour = hsv_colour(rng.uniform(0, 360), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.9))
-        image = blend(image, colour, alpha)
-    return image
+def class_name(index):
+    return VOC_CLASSES[index]
 
 
 def sample_object_classes(rng):
     """VOC class indices of the objects of one image, in drawing order."""
-    demo_classes = [VOC_CLASSES.index(name) for name in CLASS_STYLES]
+    demo_classes = [class_index(name) for name in DEMO_CLASSES]
     num_classes = rng.choice(len(CLASS_COUNT_PROBS), p=CLASS_COUNT_PROBS) + 1
     classes = list(rng.choice(demo_classes, num_classes, replace=False))
     if len(classes) < MAX_OBJECTS and rng.random() < EXTRA_OBJECT_PROB:
@@ -213,41 +129,86 @@ def sample_object_classes(rng):
     return [int(c) for c in rng.permutation(classes)]
 
 
-def random_pose(height, width, radius_range, rng):
+def object_parts(cls, rng):
+    """The parts of one object of class `cls`: body, limbs, head (drawn in this order)."""
+    spec = DEMO_CLASSES[class_name(cls)]
+    body_look = BODY_LOOKS[spec.body if rng.random() < BODY_PREFERENCE
+                           else rng.integers(len(BODY_LOOKS))]
+    parts = [PartSpec(str(rng.choice(BODY_SHAPES)), body_look, 1.0, 0.0, 0.0)]
+    head_angle = rng.uniform(0, 2 * np.pi)
+    limbs = rng.choice(len(LIMB_COUNT_PROBS), p=LIMB_COUNT_PROBS)
+    for k in range(limbs):
+        angle = head_angle + np.pi + (k - (limbs - 1) / 2) * rng.uniform(0.8, 1.4)
+        parts.append(PartSpec("bar", body_look, rng.uniform(*LIMB_SIZE), angle,
+                              rng.uniform(*LIMB_DISTANCE), aspect=1.0))
+    parts.append(PartSpec(spec.head_shape, spec.head, rng.uniform(*HEAD_SIZE), head_angle,
+                          rng.uniform(*HEAD_DISTANCE)))
+    return parts
+
+
+def random_body_pose(height, width, radius_range, rng):
     radius = min(height, width) * rng.uniform(*radius_range)
-    margin = 0.7 * radius   # objects may be cut a little by the image border
+    margin = 0.8 * radius   # objects may be cut a little by the image border
     return Pose(rng.uniform(margin, width - margin), rng.uniform(margin, height - margin), radius,
-                rng.uniform(*ASPECT_RANGE), rng.uniform(0, 2 * np.pi))
+                rng.uniform(*BODY_ASPECT), rng.uniform(0, 2 * np.pi))
 
 
-def instance_map(coverages):
+def instance_map(objects):
     """0 background, k+1 where object k is on top (drawn later = in front)."""
-    instance = np.zeros(coverages[0].shape, np.int64)
-    for k, cov in enumerate(coverages):
-        instance[cov >= 0.5] = k + 1
+    instance = np.zeros(objects[0].coverages[0].shape, np.int64)
+    for k, drawn in enumerate(objects):
+        instance[union_coverage(drawn.coverages) >= 0.5] = k + 1
     return instance
 
 
-def visible_enough(instance, coverages):
-    for k, cov in enumerate(coverages):
-        visible = int((instance == k + 1).sum())
-        if visible < MIN_VISIBLE_PIXELS or visible < MIN_VISIBLE_FRACTION * (cov >= 0.5).sum():
+def visible_enough(instance, objects):
+    for k, drawn in enumerate(objects):
+        own = union_coverage(drawn.coverages) >= 0.5
+        visible = instance == k + 1
+        head = drawn.coverages[-1] >= 0.5
+        if (visible.sum() < MIN_VISIBLE_PIXELS or visible.sum() < MIN_VISIBLE_FRACTION * own.sum()
+                or (head & visible).sum() < MIN_HEAD_VISIBLE * head.sum()):
             return False
     return True
 
 
 def place_objects(classes, height, width, rng):
-    """Random poses until every object keeps enough visible area: (poses, coverages, instance map)."""
-    radius_range = OBJECT_RADIUS[len(classes)]
+    """Random poses until every object (and its head) keeps enough visible area:
+    (parts per object, drawn parts per object, instance map)."""
+    radius_range = BODY_RADIUS[len(classes)]
     for _ in range(MAX_LAYOUT_TRIES):
-        poses = [random_pose(height, width, radius_range, rng) for _ in classes]
-        coverages = [coverage(posed_outlines(CLASS_STYLES[VOC_CLASSES[c]].shape, p), height, width)
-                     for c, p in zip(classes, poses)]
-        instance = instance_map(coverages)
-        if visible_enough(instance, coverages):
-            return poses, coverages, instance
+        parts = [object_parts(c, rng) for c in classes]
+        objects = [draw_parts(p, random_body_pose(height, width, radius_range, rng), height,
+                              width, rng) for p in parts]
+        instance = instance_map(objects)
+        if visible_enough(instance, objects):
+            return parts, objects, instance
     raise RuntimeError(f"no layout for {len(classes)} objects in {height}x{width} "
                        f"after {MAX_LAYOUT_TRIES} tries")
+
+
+def scene_kind(classes, rng):
+    """The preferred scene of one of the image's classes, or any scene."""
+    if rng.random() < CONTEXT_PREFERENCE:
+        return DEMO_CLASSES[class_name(int(rng.choice(classes)))].scene
+    return str(rng.choice(SCENES))
+
+
+def add_distractors(image, rng):
+    """Faint headless bodies in body looks: object-like clutter that is background."""
+    height, width = image.shape[:2]
+    short = min(height, width)
+    for _ in range(rng.integers(DISTRACTORS[0], DISTRACTORS[1] + 1)):
+        pose = Pose(rng.uniform(0, width), rng.uniform(0, height),
+                    short * rng.uniform(*DISTRACTOR_RADIUS), rng.uniform(*BODY_ASPECT),
+                    rng.uniform(0, 2 * np.pi))
+        parts = [PartSpec(str(rng.choice(BODY_SHAPES)),
+                          BODY_LOOKS[rng.integers(len(BODY_LOOKS))], 1.0, 0.0, 0.0)]
+        drawn = draw_parts(parts, pose, height, width, rng)
+        faint = drawn._replace(coverages=[c * rng.uniform(*DISTRACTOR_ALPHA)
+                                          for c in drawn.coverages])
+        image = paint_parts(image, parts, faint, rng)
+    return image
 
 
 def segmentation_label(instance, classes):
@@ -267,14 +228,16 @@ def fake_saliency(instance, poses, rng):
         part = (instance == k + 1) * rng.uniform(*SAL_STRENGTH)
         if rng.random() < SAL_MISS_PROB:
             u, _ = object_frame(height, width, pose._replace(angle=rng.uniform(0, 2 * np.pi)))
-            part = np.where(u > rng.uniform(0.0, 0.5) * pose.radius, part * rng.uniform(*SAL_MISS_KEEP), part)
+            part = np.where(u > rng.uniform(0.0, 0.6) * pose.radius,
+                            part * rng.uniform(*SAL_MISS_KEEP), part)
         sal = np.maximum(sal, part)
     sal = ndimage.gaussian_filter(sal, rng.uniform(*SAL_BLUR))
     ys, xs = np.nonzero(instance == 0)
     pick = rng.integers(len(ys))
     y, x = np.mgrid[0:height, 0:width]
     sigma = rng.uniform(*SAL_FALSE_SIGMA)
-    sal += rng.uniform(*SAL_FALSE_PEAK) * np.exp(-((y - ys[pick]) ** 2 + (x - xs[pick]) ** 2) / (2 * sigma ** 2))
+    sal += rng.uniform(*SAL_FALSE_PEAK) * np.exp(-((y - ys[pick]) ** 2 + (x - xs[pick]) ** 2)
+                                                 / (2 * sigma ** 2))
     smooth = ndimage.gaussian_filter(rng.standard_normal(sal.shape), SAL_NOISE_SCALE)
     sal += SAL_NOISE * smooth / smooth.std()  # detectors' errors come in soft patches, not pixels
     return np.round(255.0 * np.clip(sal, 0.0, 1.0)).astype(np.uint8)
@@ -292,18 +255,25 @@ def object_boxes(instance, classes):
     return objects
 
 
+def visible_heads(instance, objects):
+    heads = np.zeros(instance.shape, bool)
+    for k, drawn in enumerate(objects):
+        heads |= (drawn.coverages[-1] >= 0.5) & (instance == k + 1)
+    return heads
+
+
 def render_sample(rng, min_size=MIN_SIZE, max_size=MAX_SIZE):
     """One synthetic image with its label map, saliency map and objects."""
     height, width = (int(v) for v in rng.integers(min_size, max_size + 1, size=2))
     classes = sample_object_classes(rng)
-    image = background(height, width, rng)
-    poses, coverages, instance = place_objects(classes, height, width, rng)
-    for c, pose, cov in zip(classes, poses, coverages):
-        image = blend(image, object_colours(CLASS_STYLES[VOC_CLASSES[c]], pose, height, width, rng), cov)
-    image += rng.normal(0.0, PIXEL_NOISE, image.shape)
-    rgb = np.round(np.clip(image, 0, 255)).astype(np.uint8)
-    return Sample(rgb, segmentation_label(instance, classes), fake_saliency(instance, poses, rng),
-                  object_boxes(instance, classes))
+    image = add_distractors(scene_background(scene_kind(classes, rng), height, width, rng), rng)
+    parts, objects, instance = place_objects(classes, height, width, rng)
+    for object_parts_, drawn in zip(parts, objects):
+        image = paint_parts(image, object_parts_, drawn, rng)
+    body_poses = [drawn.poses[0]._replace(radius=1.4 * drawn.poses[0].radius) for drawn in objects]
+    return Sample(finish(image, rng), segmentation_label(instance, classes),
+                  fake_saliency(instance, body_poses, rng), object_boxes(instance, classes),
+                  visible_heads(instance, objects))
 
 
 def annotation_xml(img_id, sample):
@@ -330,9 +300,9 @@ def annotation_xml(img_id, sample):
     return ET.ElementTree(root)
 
 
-def multi_hot(sample):
+def multi_hot(classes):
     label = np.zeros(len(VOC_CLASSES), np.float32)
-    label[[c for c, _, _ in sample.objects]] = 1.0
+    label[list(classes)] = 1.0
     return label
 
 
@@ -345,15 +315,27 @@ def write_sample(root, img_id, sample):
         annotation_xml(img_id, sample).write(tmp)
 
 
+def make_one(k, root, seed, min_size, max_size):
+    """Render and write image k (1-based); returns its classes. Module-level so a process
+    pool can run it."""
+    sample = render_sample(np.random.default_rng([seed, k]), min_size, max_size)
+    write_sample(Path(root), demo_id(k), sample)
+    return sorted({c for c, _, _ in sample.objects})
+
+
 def readme_text(seed, num_train, num_val):
-    styles = "\n".join(f"  {name:<10} {s.shape:<12} hue ~{s.hue:.0f} deg, {s.texture}"
-                       for name, s in CLASS_STYLES.items())
+    classes = "\n".join(f"  {name:<10} head {c.head_shape} ({c.head.texture}, hue ~{c.head.hue:.0f}"
+                        f" deg), prefers body look {c.body} and the {c.scene} scene"
+                        for name, c in DEMO_CLASSES.items())
     return f"""Synthetic demo dataset in the PASCAL VOC 2012 layout (NOT real VOC data).
 Made by data/make_demo_dataset.py with --seed {seed}: {num_train} train, {num_val} val images;
 the same seed gives the same bytes. Its numbers say nothing about the published results.
 
-Classes used (VOC name, shape, colour family, texture):
-{styles}
+Objects are made of parts: a small class-specific head, a larger body in one of
+{len(BODY_LOOKS)} looks shared by all classes (preferred by its class with p {BODY_PREFERENCE}
+before the uniform draw), sometimes limbs; the background is the class's preferred scene
+with p {CONTEXT_PREFERENCE}. Classes used (VOC name):
+{classes}
 
 JPEGImages/<id>.jpg          RGB, JPEG quality 95
 SegmentationClass/<id>.png   palette PNG: 0 background, c+1 VOC class c, 255 object boundaries
@@ -366,32 +348,34 @@ cls_labels.npy               psa format: pickled dict id -> float32 (20,) multi-
 
 
 def make_demo_dataset(root, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL,
-                      min_size=MIN_SIZE, max_size=MAX_SIZE):
+                      min_size=MIN_SIZE, max_size=MAX_SIZE, workers=1):
     """Write the demo dataset under `root`; returns {"train": ids, "val": ids}. Image k depends
-    only on (seed, k), so changing the counts keeps the other images as they were."""
+    only on (seed, k), so changing the counts or `workers` keeps the other images as they were."""
     if num_train < 1 or num_val < 1:
         raise ValueError(f"need at least one train and one val image, got {num_train} and {num_val}")
     if not MIN_SIDE <= min_size <= max_size:
         raise ValueError(f"image sizes must satisfy {MIN_SIDE} <= min_size <= max_size, "
                          f"got {min_size}, {max_size}")
     root = Path(root)
-    ids = [demo_id(k) for k in range(1, num_train + num_val + 1)]
-    labels = {}
-    for k, img_id in enumerate(ids, 1):
-        sample = render_sample(np.random.default_rng([seed, k]), min_size, max_size)
-        write_sample(root, img_id, sample)
-        labels[img_id] = multi_hot(sample)
+    indices = range(1, num_train + num_val + 1)
+    ids = [demo_id(k) for k in indices]
+    render = functools.partial(make_one, root=str(root), seed=seed, min_size=min_size,
+                               max_size=max_size)
+    if workers > 1:  # forked: the drawing needs nothing that forking could break
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            classes = list(pool.map(render, indices, chunksize=8))
+    else:
+        classes = list(map(render, indices))
     splits = {"train": ids[:num_train], "val": ids[num_train:]}
     for name, split_ids in (("train", splits["train"]), ("val", splits["val"]),
                             ("train_aug", splits["train"])):
         save_text(root / f"{name}.txt", "".join(f"{i}\n" for i in split_ids))
-    save_npy(root / "cls_labels.npy", labels)
+    save_npy(root / "cls_labels.npy", {i: multi_hot(c) for i, c in zip(ids, classes)})
     save_text(root / "README.txt", readme_text(seed, num_train, num_val))
     return splits
 
 
-
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="demo_data", help="output folder (VOC layout)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
@@ -400,11 +384,19 @@ def main(argv=None):
     parser.add_argument("--num_val", type=positive_int, default=NUM_VAL, help="validation images (val.txt)")
     parser.add_argument("--min_size", type=int, default=MIN_SIZE, help=f"smallest image side, >= {MIN_SIDE}")
     parser.add_argument("--max_size", type=int, default=MAX_SIZE, help="largest image side")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="processes drawing images (the bytes do not depend on it)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not MIN_SIDE <= args.min_size <= args.max_size:
         parser.error(f"need {MIN_SIDE} <= --min_size <= --max_size")
     start = time.perf_counter()
-    splits = make_demo_dataset(args.root, args.seed, args.num_train, args.num_val, args.min_size, args.max_size)
+    splits = make_demo_dataset(args.root, args.seed, args.num_train, args.num_val, args.min_size,
+                               args.max_size, args.workers)
     print(f"demo dataset: {len(splits['train'])} train + {len(splits['val'])} val images in {args.root} "
           f"({time.perf_counter() - start:.1f} s)")
 

@@ -12,6 +12,7 @@ from PIL import Image
 from scipy import ndimage
 
 from data.make_cls_labels import voc_cls_labels
+from data import make_demo_dataset as gen
 from data.make_demo_dataset import MAX_SIZE, MIN_SIZE, main, make_demo_dataset
 from tool.io import read_label_png, read_saliency, voc_palette
 from tool.voc import VOC_CLASSES, load_cls_labels, read_image_list, voc_dirs
@@ -173,3 +174,48 @@ def test_data_tools_read_it_like_voc(demo):
     from_xml = voc_cls_labels(ids, dirs["annotations"])
     stored = load_cls_labels(root / "cls_labels.npy")
     assert all(np.array_equal(from_xml[i], stored[i]) for i in ids)
+
+
+def test_workers_do_not_change_the_bytes(demo, tmp_path):
+    root, ids = demo
+    make_demo_dataset(tmp_path / "two", seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL, workers=2)
+    assert file_bytes(tmp_path / "two") == file_bytes(root)
+
+
+def drawn_samples(count, seed=5):
+    return [gen.render_sample(np.random.default_rng([seed, k])) for k in range(count)]
+
+
+def test_objects_are_a_small_class_specific_head_on_a_larger_body():
+    """The WSSS regime: the discriminative part (the head) is a minority of each object."""
+    head_fractions = []
+    for sample in drawn_samples(24):
+        objects = (sample.label != 0) & (sample.label != 255)
+        heads = sample.heads & objects
+        assert heads.any() and heads.sum() < objects.sum()
+        head_fractions.append(heads.sum() / objects.sum())
+    assert 0.1 < np.mean(head_fractions) < 0.35
+    rng = np.random.default_rng(0)
+    for name, spec in gen.DEMO_CLASSES.items():
+        parts = gen.object_parts(gen.class_index(name), rng)
+        assert (parts[-1].shape, parts[-1].look) == (spec.head_shape, spec.head)
+        assert parts[0].look in gen.BODY_LOOKS
+    heads = {(c.head_shape, c.head) for c in gen.DEMO_CLASSES.values()}
+    assert len(heads) == len(gen.DEMO_CLASSES)  # no two classes share a head
+
+
+def test_body_look_and_scene_only_lean_towards_the_class():
+    rng = np.random.default_rng(1)
+    cow = gen.class_index("cow")
+    spec = gen.DEMO_CLASSES["cow"]
+    bodies = [gen.object_parts(cow, rng)[0].look for _ in range(2000)]
+    preferred = np.mean([look == gen.BODY_LOOKS[spec.body] for look in bodies])
+    chance = 1 / len(gen.BODY_LOOKS)
+    expected = gen.BODY_PREFERENCE + (1 - gen.BODY_PREFERENCE) * chance
+    assert preferred == pytest.approx(expected, abs=0.04)
+    assert len(set(bodies)) == len(gen.BODY_LOOKS)  # any class may wear any look
+    scenes = [gen.scene_kind([cow], rng) for _ in range(2000)]
+    share = np.mean([s == spec.scene for s in scenes])
+    expected = gen.CONTEXT_PREFERENCE + (1 - gen.CONTEXT_PREFERENCE) / len(gen.SCENES)
+    assert share == pytest.approx(expected, abs=0.04)
+    assert set(scenes) == set(gen.SCENES)
