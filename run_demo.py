@@ -1,55 +1,678 @@
 """The whole pipeline in one command: classifier → CAMs → InferCam CAMs → AffinityNet
-random walk → initial pseudo labels (CAM + saliency fusion) → AuxSegNet rounds →
-predictions on the val list → evaluation, then one table and one picture.
+random walk → initial pseudo labels (CAM + saliency fusion) → AuxSegNet rounds → the final
+segmentation network on refined and on CAM labels → evaluation, then one table with a line
+per paper claim, and one picture.
 
-By default it runs on the built-in demo dataset on CPU (`make demo`, about 15 minutes on
-2 cores). With `--profile paper --voc12_root ... --sal_dir ...` it runs the papers'
-configuration on PASCAL VOC (see README, "Reproducing the papers").
+By default it runs on the built-in demo dataset on CPU (`make demo`, under 10 minutes on 2
+cores), every network starting from the shipped pretrained backbone
+(data/resnet38_demo_pretrained.pth, the demo's ImageNet stand-in). With `--profile paper
+--voc12_root ... --sal_dir ...` it runs the papers' configuration on PASCAL VOC (README,
+"Reproducing the papers"). `--seeds 0 1 2` runs the demo once per seed and adds a table of
+mean ± std.
 
-Every stage runs as its own script (the command is printed, so any stage can be re-run
-by hand), writes into its own folder under --out, and is skipped when a rerun finds it
-finished (`<out>/done/<stage>`); `--redo STAGE ...` forces stages again."""
+Every stage runs as its own script (its command is in `<out>/logs/<stage>.log`, so any stage
+can be re-run by hand), writes into its own folder under --out, and is skipped when a rerun
+finds it finished (`<out>/done/<stage>`); `--redo STAGE ...` forces stages again. Stages
+meet only on disk; independent ones run side by side, each with a fixed number of threads,
+so a run's results do not depend on which finished first."""
 import argparse
+import ast
+import importlib
 import math
 import os
+import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from typing import Optional
 
+import numpy as np
 
+from data.make_demo_dataset import demo_id
 from tool.cli import run_main
 from tool.io import load_cam_dict, load_json, read_image, read_label_png, save_rgb, save_text
 from tool.visualize import cam_dict_overlay, colorize_label, image_grid
 from tool.voc import find_image, find_label, read_image_list
 
 REPO = os.path.dirname(os.path.abspath(__file__))
-
-# Per profile: the flags that differ from each script's (paper) defaults.
-PROFILES = {
-    "demo": {
-        "width": "0.125",
-        "cls": ["--crop_size", "128", "--resize_long", "112", "160", "--batch_size", "16",
-                "--max_epoches", "6", "--lr", "0.05", "--momentum", "0.9", "--train_bn",
-                "--num_workers", "1"],
-        "aff": ["--crop_size", "128", "--batch_size", "8", "--max_epoches", "15", "--lr", "0.05",
-                "--momentum", "0.9", "--train_bn", "--num_workers", "1"],
-        # the walk on a 2x grid (a 1/8 grid of ~128 px images is too coarse to walk on),
-        # alpha matched to each CAM's best background threshold (see cam_alpha)
-        "rw": ["--beta", "16", "--logt", "5", "--scale", "2"],
-        "rw_alpha": "from_cam_sweep",
-        "aux_rounds": "2",
-        "aux": ["--num_epochs", "15", "--later_epochs", "8", "--train_args",
-                "--crop_size 128 --batch_size 4 --lr 0.002 --momentum 0.9 --num_workers 1"],
-        "seg": ["--crop_size", "128", "--batch_size", "8", "--max_iters", "200", "--lr", "0.01",
-                "--num_workers", "1", "--log_every", "100"],
-        "workers": "2",
-    },
-    "paper": {"width": "1.0", "cls": [], "aff": [], "rw": [], "rw_alpha": "16",
-              "aux_rounds": "3", "aux": ["--later_epochs", "10"], "seg": [], "workers": "8"},
-}
+PRETRAINED = os.path.join("data", "resnet38_demo_pretrained.pth")
 PICTURE_IMAGES = 4
+MS_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)  # DeepLab-v2 multi-scale test
+POLL_SECONDS = 0.2
 
+
+@dataclass(frozen=True)
+class Profile:
+    """The numbers a run changes from the stage scripts' defaults (which are the papers');
+    None keeps a script's default. The demo profile changes only scale (width, image and
+    crop sizes, epochs, batch) plus the deviations listed in the README."""
+    width: float = 1.0
+    # built-in dataset (the demo)
+    num_train: int = 160
+    num_val: int = 40
+    # psa classifier (train_cls.py)
+    cls_crop: Optional[int] = None
+    cls_resize_long: Optional[tuple] = None
+    cls_batch: Optional[int] = None
+    cls_epochs: Optional[int] = None
+    # InferCam (split_img.py): start crops that would begin outside the image at its edge
+    # (the released code wraps them around, which leaves 1-pixel crops on small images)
+    clamp_crops: bool = False
+    # psa AffinityNet (train_aff.py) and random walk (infer_aff.py)
+    aff_crop: Optional[int] = None
+    aff_batch: Optional[int] = None
+    aff_epochs: Optional[int] = None
+    rw_scale: Optional[float] = None
+    rw_alpha: Optional[float] = None
+    rw_beta: Optional[float] = None
+    rw_logt: Optional[int] = None
+    # AuxSegNet (run_iterations.py → train_AuxAff.py)
+    aux_rounds: int = 3
+    aux_epochs: Optional[int] = None
+    aux_later_epochs: Optional[int] = 10          # the paper: 15 first round, 10 later
+    aux_crop: Optional[int] = None
+    aux_batch: Optional[int] = None
+    aux_lr: Optional[float] = None
+    # the final segmentation network (train_seg.py)
+    seg_crop: Optional[int] = None
+    seg_batch: Optional[int] = None
+    seg_iters: Optional[int] = None
+    seg_lr: Optional[float] = None
+    # machine
+    cores: int = 1            # stages run side by side on this many cores
+    shards: int = 1           # inference stages split into this many processes
+    crf_workers: int = 8      # CRF processes of an unsharded stage
+    loader_workers: int = 2   # DataLoader processes of the trainers
+    trainer_threads: int = 1  # torch threads of the classifier training (runs alone)
+
+
+DEMO = Profile(
+    width=0.125,
+    cls_crop=128, cls_resize_long=(96, 160), cls_batch=16, cls_epochs=8,
+    aff_crop=128, aff_batch=8, aff_epochs=8,
+    clamp_crops=True,
+    rw_scale=2.0,
+    aux_rounds=1, aux_epochs=6, aux_later_epochs=4, aux_crop=128, aux_batch=4, aux_lr=0.02,
+    seg_crop=128, seg_batch=8, seg_iters=300, seg_lr=0.005,
+    cores=2, shards=2, crf_workers=1, loader_workers=0, trainer_threads=2)
+PAPER = Profile(num_train=0, num_val=0, crf_workers=8, loader_workers=4)
+PROFILES = {"demo": DEMO, "paper": PAPER}
+
+
+def flags(**values):
+    """--name value pairs for the values that are not None (tuples give several values)."""
+    argv = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        argv.append(f"--{name}")
+        argv += [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+    return argv
+
+
+# ----------------------------------------------------------------- stages and their order
+
+@dataclass(frozen=True)
+class Stage:
+    """One command of the pipeline. `group` names it for `needs` (the shards of one step
+    share a group); `threads` is the fixed number of cores it takes."""
+    name: str
+    script: str
+    argv: tuple
+    needs: tuple = ()
+    threads: int = 1
+    group: str = ""
+    in_process: bool = False   # evaluations: run main(argv) in the driver, no start-up cost
+
+    def __post_init__(self):
+        if not self.group:
+            object.__setattr__(self, "group", self.name)
+
+
+def sharded(name, script, argv, shards, needs=(), sharded_needs=()):
+    """The stage split into `shards` processes (`--shard i/n`), each a stage of group `name`.
+    Shard i may wait only for shard i of `sharded_needs` (same images)."""
+    if shards <= 1:
+        return [Stage(name, script, tuple(argv), tuple(needs) + tuple(sharded_needs))]
+    return [Stage(f"{name}.{i}", script, tuple(argv) + ("--shard", f"{i}/{shards}"),
+                  tuple(needs) + tuple(f"{n}.{i}" for n in sharded_needs), group=name)
+            for i in range(shards)]
+
+
+def evaluation(name, ids_list, pred_dir, paths, needs, kind="png"):
+    """eval_seg.py of a prediction folder against the ground truth → eval/<name>.json."""
+    argv = ["--list", ids_list, "--gt_dir", paths.gt_dir, "--pred_dir", pred_dir, "--type", kind,
+            "--json_out", paths.eval_json(name), "--quiet"]
+    if kind == "cam":
+        argv.append("--sweep")
+    return Stage(f"eval_{name}", "eval_seg.py", tuple(argv), tuple(needs), in_process=True)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a run reads its data and writes its stages."""
+    out: str
+    root: str
+    train_list: str
+    val_list: str
+    sal_dir: str
+    gt_dir: str
+    labels: str
+    img_dir: str
+
+    def __call__(self, *parts):
+        return os.path.join(self.out, *parts)
+
+    def eval_json(self, name):
+        return self("eval", f"{name}.json")
+
+
+def make_paths(args, out):
+    root = os.path.abspath(args.voc12_root or os.path.join(out, "data"))
+    return Paths(out=out, root=root,
+                 train_list=args.train_list or os.path.join(root, "train_aug.txt"),
+                 val_list=args.val_list or os.path.join(root, "val.txt"),
+                 sal_dir=args.sal_dir or os.path.join(root, "SAL"),
+                 gt_dir=os.path.join(root, "SegmentationClassAug"),
+                 labels=os.path.join(root, "cls_labels.npy"),
+                 img_dir=os.path.join(root, "JPEGImages"))
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every pipeline part needs: the profile, the paths and the run's choices."""
+    profile: Profile
+    paths: Paths
+    seed: int
+    device: str
+    cls_weights: Optional[str]     # a trained classifier: skips train_cls
+    init_weights: Optional[str]    # ImageNet (or the demo's pretrained) trunk
+    generate_data: bool
+
+    @property
+    def common(self):
+        return ["--device", self.device] + flags(width=self.profile.width)
+
+    def classifier_weights(self):
+        return self.cls_weights or self.paths("cls", "resnet38_cls.pth")
+
+
+def data_part(run):
+    if not run.generate_data:
+        return []
+    p = run.profile
+    return [Stage("data", "data/make_demo_dataset.py",
+                  ("--root", run.paths.root, "--seed", str(run.seed), "--num_train",
+                   str(p.num_train), "--num_val", str(p.num_val), "--workers", str(p.cores)),
+                  threads=p.cores)]
+
+
+def classifier_part(run):
+    """psa: the classifier from the (pretrained) trunk, its multi-scale CAMs, CAM labels at
+    background 0.2, the la/ha CRF labels for AffinityNet."""
+    p, paths = run.profile, run.paths
+    data = ("data",) if run.generate_data else ()
+    stages = []
+    if not run.cls_weights:
+        stages.append(Stage(
+            "train_cls", "train_cls.py",
+            tuple(["--train_list", paths.train_list, "--voc12_root", paths.root,
+                   "--save_dir", paths("cls"), "--seed", str(run.seed)]
+                  + flags(weights=run.init_weights, crop_size=p.cls_crop,
+                          resize_long=p.cls_resize_long, batch_size=p.cls_batch,
+                          max_epoches=p.cls_epochs, num_workers=p.loader_workers)
+                  + run.common),
+            data, threads=p.trainer_threads))
+    trained = ("train_cls",) if not run.cls_weights else data
+    stages += sharded("infer_cls", "infer_cls.py",
+                      ["--infer_list", paths.train_list, "--voc12_root", paths.root,
+                       "--weights", run.classifier_weights(), "--out_cam", paths("cam"),
+                       "--out_cam_pred", paths("cam_pred"), "--out_la_crf", paths("crf_la"),
+                       "--out_ha_crf", paths("crf_ha"), "--num_workers", str(p.crf_workers)]
+                      + run.common, p.shards, trained)
+    stages.append(evaluation("cam", paths.train_list, paths("cam"), paths, ["infer_cls"], "cam"))
+    return stages
+
+
+def infercam_part(run):
+    """InferCam on the same classifier: mass-centre crops, iterative erasing."""
+    p, paths = run.profile, run.paths
+    trained = ("train_cls",) if not run.cls_weights else (("data",) if run.generate_data else ())
+    common = ["--infer_list", paths.train_list, "--voc12_root", paths.root,
+              "--weights", run.classifier_weights(), "--split_path", paths("infercam_split")]
+    clamp = ["--clamp_crops"] if p.clamp_crops else []
+    stages = sharded("split_img", "split_img.py", common + clamp + run.common, p.shards, trained)
+    stages += sharded("infer_cam", "infer_cam.py",
+                      common + ["--out_cam", paths("infercam_cam")] + run.common, p.shards,
+                      sharded_needs=("split_img",))
+    stages.append(evaluation("infercam", paths.train_list, paths("infercam_cam"), paths,
+                             ["infer_cam"], "cam"))
+    return stages
+
+
+def affinity_part(run):
+    """psa: AffinityNet from the trunk on the la/ha CRF labels; the random walk on the CAMs
+    and on the InferCam CAMs."""
+    p, paths = run.profile, run.paths
+    stages = [Stage("train_aff", "train_aff.py", tuple(
+        ["--train_list", paths.train_list, "--voc12_root", paths.root,
+         "--la_crf_dir", paths("crf_la"), "--ha_crf_dir", paths("crf_ha"),
+         "--save_dir", paths("aff"), "--seed", str(run.seed)]
+        + flags(weights=run.init_weights or run.classifier_weights(), crop_size=p.aff_crop,
+                batch_size=p.aff_batch, max_epoches=p.aff_epochs, num_workers=p.loader_workers)
+        + run.common), ("infer_cls",))]
+    for cams, name in (("cam", "rw"), ("infercam_cam", "infercam_rw")):
+        made_by = "infer_cls" if cams == "cam" else "infer_cam"
+        stages += sharded(name, "infer_aff.py",
+                          ["--infer_list", paths.train_list, "--voc12_root", paths.root,
+                           "--weights", paths("aff", "resnet38_aff.pth"), "--cam_dir",
+                           paths(cams), "--out_rw", paths(name)]
+                          + flags(alpha=p.rw_alpha, beta=p.rw_beta, logt=p.rw_logt,
+                                  scale=p.rw_scale) + run.common,
+                          p.shards, ("train_aff", made_by))
+        stages.append(evaluation(name, paths.train_list, paths(name), paths, [name]))
+    return stages
+
+
+def aux_round_dir(run, k):
+    return run.paths("aux", f"round_{k}")
+
+
+def auxsegnet_part(run):
+    """AuxSegNet: initial pseudo labels (CAM + saliency), rounds of training and label
+    update from the classifier, predictions on the val list."""
+    p, paths = run.profile, run.paths
+    stages = [Stage("make_pgt", "make_pgt.py", (
+        "--list", paths.train_list, "--cam_dir", paths("cam"), "--sal_dir", paths.sal_dir,
+        "--cls_labels", paths.labels, "--out_dir", paths("pgt_init"), "--workers", "1"),
+        ("infer_cls",))]
+    stages.append(evaluation("pgt_init", paths.train_list, paths("pgt_init"), paths, ["make_pgt"]))
+    train_args = flags(crop_size=p.aux_crop, batch_size=p.aux_batch, lr=p.aux_lr,
+                       num_workers=p.loader_workers, seed=run.seed)
+    stages.append(Stage("aux_rounds", "run_iterations.py", tuple(
+        ["--rounds", str(p.aux_rounds), "--work_dir", paths("aux"), "--img_path", paths.img_dir,
+         "--SALpath", paths.sal_dir, "--seg_pgt_path", paths("pgt_init"),
+         "--sal_pgt_path", paths.sal_dir, "--init_weights", run.classifier_weights(),
+         "--list_path", paths.train_list, "--cls_labels", paths.labels,
+         "--workers", "1", "--train_args", shlex.join(train_args)]
+        + flags(num_epochs=p.aux_epochs, later_epochs=p.aux_later_epochs) + run.common),
+        ("make_pgt",)))
+    for k in range(1, p.aux_rounds + 1):
+        stages.append(evaluation(f"pgt_round{k}", paths.train_list,
+                                 os.path.join(aux_round_dir(run, k), "seg_pgt"), paths,
+                                 ["aux_rounds"]))
+    weights = os.path.join(aux_round_dir(run, p.aux_rounds), "model", "AuxSegNet_final.pth")
+    for crf, name in ((False, "aux_val"), (True, "aux_val_crf")):
+        stages.append(Stage(name, "infer_AuxAff.py", (
+            "--img_path", paths.img_dir, "--weights", weights, "--save_path", paths(name),
+            "--list_path", paths.val_list, "--device", run.device)
+            + (("--use_crf",) if crf else ()), ("aux_rounds",)))
+        stages.append(evaluation(name, paths.val_list, paths(name), paths, [name]))
+    return stages
+
+
+SEG_SETTINGS = (("ss", ()), ("msf", ("--scales",) + tuple(map(str, MS_SCALES)) + ("--flip",)),
+                ("msf_crf", ("--scales",) + tuple(map(str, MS_SCALES)) + ("--flip", "--use_crf")))
+SEG_LABELS = (("refined", "infercam_rw"), ("cam", "cam_pred"))
+
+
+def segmentation_part(run):
+    """The final segmentation network (psa's ResNet-38 LargeFOV) from the trunk, trained on
+    the refined labels (random walk on InferCam CAMs) and on the CAM labels (background
+    0.2); single scale, multi-scale + flip, and + CRF on the val list."""
+    p, paths = run.profile, run.paths
+    made_by = {"infercam_rw": "infercam_rw", "cam_pred": "infer_cls"}
+    stages = []
+    for labels_name, folder in SEG_LABELS:
+        weights = paths(f"seg_{labels_name}", "largefov.pth")
+        stages.append(Stage(f"train_seg_{labels_name}", "train_seg.py", tuple(
+            ["--model", "largefov", "--train_list", paths.train_list, "--voc12_root", paths.root,
+             "--label_dir", paths(folder), "--save_path", weights, "--seed", str(run.seed)]
+            + flags(init_weights=run.init_weights or run.classifier_weights(),
+                    crop_size=p.seg_crop, batch_size=p.seg_batch, max_iters=p.seg_iters,
+                    lr=p.seg_lr, num_workers=p.loader_workers) + run.common),
+            (made_by[folder],)))
+        for tag, extra in SEG_SETTINGS:
+            name = f"seg_{labels_name}_{tag}"
+            stages.append(Stage(name, "infer_seg.py", tuple(
+                ["--model", "largefov", "--weights", weights, "--infer_list", paths.val_list,
+                 "--voc12_root", paths.root, "--save_path", paths(name)] + list(extra)
+                + run.common), (f"train_seg_{labels_name}",)))
+            stages.append(evaluation(name, paths.val_list, paths(name), paths, [name]))
+    return stages
+
+
+def picture_part(run):
+    """AuxSegNet's prediction on the first training images, for the picture."""
+    p, paths = run.profile, run.paths
+    weights = os.path.join(aux_round_dir(run, p.aux_rounds), "model", "AuxSegNet_final.pth")
+    return [Stage("aux_picture", "infer_AuxAff.py", (
+        "--img_path", paths.img_dir, "--weights", weights, "--save_path", paths("aux_picture"),
+        "--list_path", paths("picture_ids.txt"), "--use_crf", "--device", run.device),
+        ("aux_rounds",))]
+
+
+PARTS = (data_part, classifier_part, auxsegnet_part, infercam_part, affinity_part,
+         segmentation_part, picture_part)
+
+
+def pipeline(run):
+    """Every stage of a run, in the order they are started when several are ready (the
+    longest chain, AuxSegNet, first)."""
+    return [stage for part in PARTS for stage in part(run)]
+
+
+# ----------------------------------------------------------------- running stages
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def overwriting(stage):
+    """The stage with --overwrite when its script (one of the repository's) has it: stage
+    scripts skip outputs that exist."""
+    if os.path.isabs(stage.script):
+        return stage
+    module = importlib.import_module(stage.script[:-3].replace("/", "."))
+    if any("--overwrite" in action.option_strings for action in module.build_parser()._actions):
+        return replace(stage, argv=stage.argv + ("--overwrite",))
+    return stage
+
+
+@dataclass
+class Scheduler:
+    """Runs stages as soon as their needs are done, as many at once as their threads fit
+    in `cores`. Every stage has a fixed thread count, so results do not depend on timing."""
+    out: str
+    cores: int
+    redo: tuple = ()
+    timings: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def marker(self, stage):
+        return os.path.join(self.out, "done", stage.name)
+
+    def redone(self, stage):
+        return bool({stage.name, stage.group} & set(self.redo))
+
+    def finished_before(self, stage):
+        return os.path.exists(self.marker(stage)) and not self.redone(stage)
+
+    def command(self, stage):
+        return [sys.executable, os.path.join(REPO, stage.script), *stage.argv]
+
+    def launch(self, stage):
+        log = os.path.join(self.out, "logs", f"{stage.name}.log")
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS=str(stage.threads), MKL_NUM_THREADS=str(stage.threads))
+        with open(log, "w") as f:
+            f.write(shlex.join(self.command(stage)) + "\n")
+            f.flush()
+            return subprocess.Popen(self.command(stage), cwd=REPO, env=env, stdout=f,
+                                    stderr=subprocess.STDOUT), log
+
+    def run_in_process(self, stage):
+        module = importlib.import_module(stage.script[:-3].replace("/", "."))
+        module.main(list(stage.argv))
+
+    def finish(self, stage, began, cpu):
+        now = time.perf_counter()
+        self.timings[stage.name] = {"start": began - self.started, "seconds": now - began,
+                                    "cpu": cpu, "threads": stage.threads}
+        save_text(self.marker(stage), shlex.join(self.command(stage)) + "\n")
+        print(f"[{stage.name}] finished in {now - began:.1f} s", flush=True)
+
+    def run(self, stages):
+        groups = {}
+        for stage in stages:
+            groups.setdefault(stage.group, []).append(stage.name)
+        done = {s.name for s in stages if self.finished_before(s)}
+        for name in sorted(done):
+            print(f"[{name}] done already, skipped", flush=True)
+        waiting = [overwriting(s) if self.redone(s) else s for s in stages if s.name not in done]
+        running = {}
+
+        def ready(stage):
+            return all(n in done for need in stage.needs for n in groups.get(need, [need]))
+
+        while waiting or running:
+            free = self.cores - sum(s.threads for s, _, _ in running.values())
+            for stage in [s for s in waiting if ready(s)]:
+                if stage.threads > free and running:
+                    continue
+                waiting.remove(stage)
+                print(f"[{stage.name}] {shlex.join([stage.script, *stage.argv])}", flush=True)
+                began = time.perf_counter()
+                if stage.in_process:
+                    cpu = time.process_time()
+                    self.run_in_process(stage)
+                    self.finish(stage, began, time.process_time() - cpu)
+                    done.add(stage.name)
+                    break
+                proc, log = self.launch(stage)
+                running[stage.name] = (stage, proc, (began, log))
+                free -= stage.threads
+            if not running and waiting and not any(ready(s) for s in waiting):
+                raise StageFailed(f"stages wait for stages that never run: "
+                                  f"{', '.join(s.name for s in waiting)}")
+            time.sleep(POLL_SECONDS if running else 0)
+            for name, (stage, proc, (began, log)) in list(running.items()):
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid == 0:
+                    continue
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                del running[name]
+                if proc.returncode != 0:
+                    for _, other, _ in running.values():
+                        other.kill()
+                        other.wait()
+                    with open(log) as f:
+                        tail = "".join(f.readlines()[-15:])
+                    raise StageFailed(f"stage {name} failed (exit {proc.returncode}); the end "
+                                      f"of {log}:\n{tail}")
+                self.finish(stage, began, usage.ru_utime + usage.ru_stime)
+                done.add(name)
+        return self.timings
+
+
+# ----------------------------------------------------------------- results
+
+def load_results(run):
+    """{evaluation name: eval_seg JSON} for every evaluation the run made."""
+    folder = run.paths("eval")
+    return {name[:-5]: load_json(os.path.join(folder, name), "evaluation result")
+            for name in sorted(os.listdir(folder)) if name.endswith(".json")}
+
+
+def foreground_pr(result):
+    """(precision, recall) in % of the object pixels, counting a pixel right only with its
+    class: Σ TP_c / Σ predicted_c and Σ TP_c / Σ ground truth_c over the object classes."""
+    conf = np.asarray(result["confusion_matrix"], np.int64)
+    classes = conf.shape[0]
+    true_pos = np.trace(conf[1:, 1:classes])
+    predicted = conf[:, 1:classes].sum()
+    actual = conf[1:, :].sum()
+    return 100.0 * true_pos / max(predicted, 1), 100.0 * true_pos / max(actual, 1)
+
+
+def best_miou(result):
+    """A CAM's mIoU at its best background threshold, else the mIoU."""
+    return result["sweep"]["best_miou"] if "sweep" in result else result["miou"]
+
+
+# (key, product, split, published VOC number for orientation)
+def result_rows(rounds):
+    rows = [("cam", "CAM (psa multi-scale)", "train", "psa 48.0 (train, bg 0.2)"),
+            ("infercam", "InferCam CAM", "train", ""),
+            ("rw", "random walk on CAM", "train", "psa 59.7 (train)"),
+            ("infercam_rw", "random walk on InferCam CAM", "train", ""),
+            ("pgt_init", "initial pseudo labels (CAM + saliency)", "train", "")]
+    rows += [(f"pgt_round{k}", f"AuxSegNet round {k} pseudo labels", "train", "")
+             for k in range(1, rounds + 1)]
+    rows += [("aux_val", "AuxSegNet val prediction (single scale)", "val",
+              "66.1 (no post-processing)"),
+             ("aux_val_crf", "AuxSegNet val prediction + CRF", "val",
+              "69.0 (multi-scale + flip + CRF)")]
+    for labels_name, title, paper in (("refined", "random walk on InferCam", "InferCam 70.8"),
+                                      ("cam", "CAM (bg 0.2)", "")):
+        rows += [(f"seg_{labels_name}_ss", f"LargeFOV on {title} labels, single scale", "val", ""),
+                 (f"seg_{labels_name}_msf", f"LargeFOV on {title} labels, MS + flip", "val", ""),
+                 (f"seg_{labels_name}_msf_crf", f"LargeFOV on {title} labels, MS + flip + CRF",
+                  "val", paper)]
+    return rows
+
+
+TABLE_HEAD = ("| product | split | mIoU | best bg threshold (mIoU) | object precision / recall "
+              "| published, VOC |\n| --- | --- | --- | --- | --- | --- |")
+
+
+def result_table(results, rounds):
+    lines = [TABLE_HEAD]
+    for key, title, split, paper in result_rows(rounds):
+        r = results.get(key)
+        if r is None:
+            continue
+        sweep = r.get("sweep")
+        best = "" if sweep is None else f"{sweep['best_threshold']:.2f} ({sweep['best_miou']:.1f})"
+        precision, recall = foreground_pr(r)
+        lines.append(f"| {title} | {split} | {r['miou']:.1f} | {best} | "
+                     f"{precision:.1f} / {recall:.1f} | {paper} |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Claim:
+    paper: str
+    text: str
+    holds: bool
+    numbers: str
+
+    def line(self):
+        return (f"- {self.paper}: {self.text} — {'holds' if self.holds else 'does not hold'}: "
+                f"{self.numbers}")
+
+
+def claims(results, rounds):
+    """One Claim per paper claim the demo can check, from the evaluation results."""
+    r = results
+    cam, infercam = best_miou(r["cam"]), best_miou(r["infercam"])
+    out = [Claim("psa", "random walk > CAM (at its best threshold)", r["rw"]["miou"] > cam,
+                 f"{r['rw']['miou']:.1f} vs {cam:.1f}"),
+           Claim("InferCam", "InferCam CAM ≥ CAM, each at its best threshold", infercam >= cam,
+                 f"{infercam:.1f} (bg {r['infercam']['sweep']['best_threshold']:.2f}) vs "
+                 f"{cam:.1f} (bg {r['cam']['sweep']['best_threshold']:.2f})"),
+           Claim("InferCam", "random walk on InferCam CAM ≥ random walk on CAM",
+                 r["infercam_rw"]["miou"] >= r["rw"]["miou"],
+                 f"{r['infercam_rw']['miou']:.1f} vs {r['rw']['miou']:.1f}")]
+    init, first = r["pgt_init"], r["pgt_round1"]
+    (p0, r0), (p1, r1) = foreground_pr(init), foreground_pr(first)
+    out.append(Claim("AuxSegNet", "round-1 pseudo labels ≥ initial fusion labels",
+                     first["miou"] >= init["miou"], f"{first['miou']:.1f} vs {init['miou']:.1f}"))
+    out.append(Claim("AuxSegNet", "the update raises recall at a small cost in precision "
+                     "(Fig. 6: recall up, precision about level)",
+                     r1 > r0 and p0 - p1 < r1 - r0,
+                     f"recall {r0:.1f} → {r1:.1f}, precision {p0:.1f} → {p1:.1f}"))
+    refined, cam_labels = r["seg_refined_msf_crf"]["miou"], r["seg_cam_msf_crf"]["miou"]
+    out.append(Claim("psa/InferCam", "segmentation net on refined labels ≥ on CAM labels "
+                     "(MS + flip + CRF)", refined >= cam_labels,
+                     f"{refined:.1f} vs {cam_labels:.1f}"))
+    single = r["seg_refined_ss"]["miou"]
+    out.append(Claim("DeepLab/psa", "multi-scale + flip + CRF ≥ single scale (refined labels)",
+                     refined >= single, f"{refined:.1f} vs {single:.1f}"))
+    return out
+
+
+def results_text(results, rounds, profile_name, seed):
+    lines = [f"Demo results (profile {profile_name}, seed {seed}); train rows score the "
+             f"pseudo labels of the training images, val rows the val images.", "",
+             result_table(results, rounds), "", "Claims:"]
+    lines += [c.line() for c in claims(results, rounds)]
+    return "\n".join(lines) + "\n"
+
+
+def timings_text(timings, wall, cores):
+    """Per-stage seconds (start offset, duration, threads) and how busy the cores were."""
+    lines = ["| stage | starts at (s) | seconds | CPU seconds | threads |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, t in sorted(timings.items(), key=lambda kv: kv[1]["start"]):
+        lines.append(f"| {name} | {t['start']:.1f} | {t['seconds']:.1f} | {t['cpu']:.1f} | "
+                     f"{t['threads']} |")
+    cpu = sum(t["cpu"] for t in timings.values())
+    lines += ["", f"wall {wall:.0f} s on {cores} cores; CPU {cpu:.0f} s "
+                  f"({100 * cpu / max(wall * cores, 1e-9):.0f} % of the cores' time); "
+                  f"machine {machine()}"]
+    return "\n".join(lines) + "\n"
+
+
+def machine():
+    return (f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load {os.getloadavg()[0]:.1f}")
+
+
+# ----------------------------------------------------------------- picture
+
+def picture(run):
+    """Grid: image, ground truth, CAM, InferCam CAM, random walk on InferCam, initial and
+    final pseudo labels, AuxSegNet prediction."""
+    rounds = run.profile.aux_rounds
+    paths = run.paths
+    columns = (("CAM", "cam"), ("InferCam CAM", "infercam_cam"),
+               ("random walk (InferCam)", "infercam_rw"), ("initial pgt", "pgt_init"),
+               (f"round {rounds} pgt", os.path.join("aux", f"round_{rounds}", "seg_pgt")),
+               ("AuxSegNet + CRF", "aux_picture"))
+    rows = []
+    for img_id in read_image_list(paths("picture_ids.txt")):
+        rgb = read_image(find_image(paths.img_dir, img_id))
+        row = [rgb, colorize_label(read_label_png(find_label(paths.gt_dir, img_id)))]
+        for _, folder in columns:
+            if folder.endswith("cam"):
+                row.append(cam_dict_overlay(rgb, load_cam_dict(paths(folder, img_id + ".npy"))))
+            else:
+                row.append(colorize_label(read_label_png(paths(folder, img_id + ".png"))))
+        rows.append(row)
+    path = paths("demo_grid.png")
+    save_rgb(path, image_grid(rows, ["image", "ground truth"] + [c for c, _ in columns]))
+    return path
+
+
+# ----------------------------------------------------------------- seeds
+
+def mean_std(values):
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def seeds_text(per_seed, rounds):
+    """Mean ± sample std over seeds of every row, then every claim on each seed."""
+    seeds = sorted(per_seed)
+    lines = [f"Demo over seeds {', '.join(map(str, seeds))}: mean ± std (sample std over "
+             f"{len(seeds)} runs) of mIoU; CAM rows also at their best threshold.", "",
+             "| product | split | mIoU | best-threshold mIoU | " + " | ".join(
+                 f"seed {s}" for s in seeds) + " |",
+             "| --- | --- | --- | --- | " + " | ".join("---" for _ in seeds) + " |"]
+    for key, title, split, _ in result_rows(rounds):
+        if not all(key in per_seed[s] for s in seeds):
+            continue
+        mious = [per_seed[s][key]["miou"] for s in seeds]
+        m, sd = mean_std(mious)
+        best = ""
+        if "sweep" in per_seed[seeds[0]][key]:
+            bm, bsd = mean_std([best_miou(per_seed[s][key]) for s in seeds])
+            best = f"{bm:.1f} ± {bsd:.1f}"
+        lines.append(f"| {title} | {split} | {m:.1f} ± {sd:.1f} | {best} | "
+                     + " | ".join(f"{v:.1f}" for v in mious) + " |")
+    lines += ["", "Claims per seed:"]
+    for s in seeds:
+        lines += [f"seed {s}:"] + [c.line() for c in claims(per_seed[s], rounds)]
+    holding = [all(c.holds for c in claims(per_seed[s], rounds)) for s in seeds]
+    lines += ["", f"all claims hold on {sum(holding)} of {len(seeds)} seeds"]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------- driver
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
@@ -64,253 +687,83 @@ def build_parser():
     p.add_argument("--cls_weights", default=None,
                    help="a trained classifier (e.g. psa's res38_cls.pth): skips train_cls")
     p.add_argument("--init_weights", default=None,
-                   help="ImageNet ResNet-38 (MXNet .params or .pth) for train_cls/train_aff")
-    p.add_argument("--seed", type=int, default=0, help="demo dataset seed")
+                   help="trunk weights every network starts from: ImageNet ResNet-38 (MXNet "
+                        ".params or .pth); the demo's default is its pretrained backbone "
+                        f"{PRETRAINED}")
+    p.add_argument("--seed", type=int, default=0, help="dataset and training seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="run once per seed into <out>/seed_<s>/ and add <out>/seeds.md "
+                        "(mean ± std of every row, the claims on each seed)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads per stage (OMP_NUM_THREADS); small networks run "
-                        "fastest on one thread beside data-loading and CRF processes")
+    p.add_argument("--cores", type=int, default=None,
+                   help="cores the stages share (default: the profile's; the demo: 2)")
     p.add_argument("--redo", nargs="*", default=[], help="stages to run again")
+    p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", type=assignment,
+                   help="change profile numbers, e.g. cls_epochs=4 cls_resize_long=96,160 "
+                        "(experiments; the README's numbers use none)")
     return p
 
 
-class Pipeline:
-    """Runs stage commands, remembers which finished, collects evaluation results."""
-
-    def __init__(self, args):
-        self.args = args
-        self.out = os.path.abspath(args.out)
-        self.profile = PROFILES[args.profile]
-        self.results = {}
-        self.root = os.path.abspath(args.voc12_root or self.path("data"))
-        self.gt_dir = os.path.join(self.root, "SegmentationClassAug")
-        os.makedirs(os.path.join(self.out, "done"), exist_ok=True)
-
-    def path(self, *parts):
-        return os.path.join(self.out, *parts)
-
-    def stage(self, name, script, argv):
-        marker = self.path("done", name)
-        if os.path.exists(marker) and name not in self.args.redo:
-            print(f"[{name}] done already, skipped", flush=True)
-            return
-        cmd = [sys.executable, os.path.join(REPO, script)] + [str(a) for a in argv]
-        print(f"[{name}] {shlex.join(cmd[1:])}", flush=True)
-        start = time.time()
-        env = dict(os.environ, OMP_NUM_THREADS=str(self.args.threads))
-        subprocess.run(cmd, check=True, cwd=REPO, env=env)
-        save_text(marker, shlex.join(cmd) + "\n")
-        print(f"[{name}] finished in {time.time() - start:.0f} s", flush=True)
-
-    def evaluate(self, name, ids_list, pred_dir, gt_dir, kind="png", split="train"):
-        json_path = self.path("eval", f"{name}.json")
-        argv = ["--list", ids_list, "--gt_dir", gt_dir, "--pred_dir", pred_dir,
-                "--type", kind, "--json_out", json_path, "--quiet"]
-        if kind == "cam":
-            argv.append("--sweep")
-        self.stage(f"eval_{name}", "eval_seg.py", argv)
-        result = load_json(json_path, "evaluation result")
-        sweep = result.get("sweep")
-        self.results[name] = {"split": split, "miou": result["miou"],
-                              "best": None if sweep is None else (sweep["best_threshold"],
-                                                                  sweep["best_miou"])}
+def assignment(text):
+    """argparse type of --set: FIELD=VALUE with a Profile field and a Python literal."""
+    name, _, value = text.partition("=")
+    names = {f.name for f in fields(Profile)}
+    if name not in names:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a profile field ({', '.join(sorted(names))})")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not a number or tuple") from None
 
 
-def run(args):
-    pipe = Pipeline(args)
-    prof = pipe.profile
-    width = ["--width", prof["width"]]
-    device = ["--device", args.device]
-    root = pipe.root
-    if args.voc12_root is None:
-        make_demo_data(pipe, root)
-    train_list = args.train_list or os.path.join(root, "train_aug.txt")
-    val_list = args.val_list or os.path.join(root, "val.txt")
-    sal_dir = args.sal_dir or os.path.join(root, "SAL")
-    img_dir = os.path.join(root, "JPEGImages")
-    gt_dir = pipe.gt_dir
-    labels = os.path.join(root, "cls_labels.npy")
-    workers = ["--num_workers", prof["workers"]]
-
-    # 1. classifier and its CAMs (psa)
-    cls_weights = args.cls_weights or pipe.path("cls", "resnet38_cls.pth")
-    if not args.cls_weights:
-        init = ["--weights", args.init_weights] if args.init_weights else []
-        pipe.stage("train_cls", "train_cls.py",
-                   ["--train_list", train_list, "--voc12_root", root, "--save_dir",
-                    pipe.path("cls")] + init + width + device + prof["cls"])
-    pipe.stage("infer_cls", "infer_cls.py",
-               ["--infer_list", train_list, "--voc12_root", root, "--weights", cls_weights,
-                "--out_cam", pipe.path("cam"), "--out_la_crf", pipe.path("crf_la"),
-                "--out_ha_crf", pipe.path("crf_ha")] + width + device + workers)
-    pipe.evaluate("cam", train_list, pipe.path("cam"), gt_dir, "cam")
-
-    # 2. InferCam on the same classifier
-    pipe.stage("split_img", "split_img.py",
-               ["--infer_list", train_list, "--voc12_root", root, "--weights", cls_weights,
-                "--split_path", pipe.path("infercam_split")] + width + device)
-    pipe.stage("infer_cam", "infer_cam.py",
-               ["--infer_list", train_list, "--voc12_root", root, "--weights", cls_weights,
-                "--split_path", pipe.path("infercam_split"),
-                "--out_cam", pipe.path("infercam_cam")] + width + device)
-    pipe.evaluate("infercam", train_list, pipe.path("infercam_cam"), gt_dir, "cam")
-
-    # 3. AffinityNet (psa: from ImageNet weights; without them, from the classifier's trunk)
-    #    and the random walk, on both kinds of CAM
-    pipe.stage("train_aff", "train_aff.py",
-               ["--train_list", train_list, "--voc12_root", root,
-                "--la_crf_dir", pipe.path("crf_la"), "--ha_crf_dir", pipe.path("crf_ha"),
-                "--weights", args.init_weights or cls_weights,
-                "--save_dir", pipe.path("aff")] + width + device + prof["aff"])
-    aff_weights = pipe.path("aff", "resnet38_aff.pth")
-    for cams, name in (("cam", "rw"), ("infercam_cam", "infercam_rw")):
-        alpha = prof["rw_alpha"]
-        if alpha == "from_cam_sweep":
-            alpha = f"{cam_alpha(pipe.results['infercam' if cams != 'cam' else 'cam']):.2f}"
-        pipe.stage(name, "infer_aff.py",
-                   ["--infer_list", train_list, "--voc12_root", root, "--weights", aff_weights,
-                    "--cam_dir", pipe.path(cams), "--out_rw", pipe.path(name), "--alpha", alpha]
-                   + width + device + prof["rw"])
-        pipe.evaluate(name, train_list, pipe.path(name), gt_dir)
-
-    # 4. AuxSegNet: initial pseudo labels, rounds, predictions
-    pipe.stage("make_pgt", "make_pgt.py",
-               ["--list", train_list, "--cam_dir", pipe.path("cam"), "--sal_dir", sal_dir,
-                "--cls_labels", labels, "--out_dir", pipe.path("pgt_init"),
-                "--workers", prof["workers"]])
-    pipe.evaluate("pgt_init", train_list, pipe.path("pgt_init"), gt_dir)
-    rounds = int(prof["aux_rounds"])
-    pipe.stage("aux_rounds", "run_iterations.py",
-               ["--rounds", rounds, "--work_dir", pipe.path("aux"), "--img_path", img_dir,
-                "--SALpath", sal_dir, "--seg_pgt_path", pipe.path("pgt_init"),
-                "--sal_pgt_path", sal_dir, "--init_weights", cls_weights,
-                "--list_path", train_list, "--cls_labels", labels,
-                "--workers", prof["workers"]] + width + device + prof["aux"])
-    for k in range(1, rounds + 1):
-        pipe.evaluate(f"pgt_round{k}", train_list, pipe.path("aux", f"round_{k}", "seg_pgt"),
-                      gt_dir)
-    aux_weights = final_aux_weights(pipe.path("aux", f"round_{rounds}"))
-    for crf, name in (("False", "aux_val"), ("True", "aux_val_crf")):
-        pipe.stage(name, "infer_AuxAff.py",
-                   ["--img_path", img_dir, "--weights", aux_weights, "--save_path",
-                    pipe.path(name), "--list_path", val_list, "--use_crf", crf] + device)
-        pipe.evaluate(name, val_list, pipe.path(name), gt_dir, split="val")
-
-    # 5. the final segmentation network (psa's LargeFOV-style ResNet-38) on two label sets
-    ms_flip = ["--scales", "0.5", "0.75", "1.0", "1.25", "1.5", "--flip"]
-    settings = (("ss", []), ("msf", ms_flip), ("msf_crf", ms_flip + ["--use_crf"]))
-    for labels_name, label_dir in (("rw", pipe.path("rw")),
-                                   ("aux", pipe.path("aux", f"round_{rounds}", "seg_pgt"))):
-        weights = pipe.path(f"seg_{labels_name}", "largefov.pth")
-        pipe.stage(f"train_seg_{labels_name}", "train_seg.py",
-                   ["--model", "largefov", "--init_weights", cls_weights, "--train_list",
-                    train_list, "--voc12_root", root, "--label_dir", label_dir,
-                    "--save_path", weights] + width + device + prof["seg"])
-        for tag, flags in settings:
-            name = f"seg_{labels_name}_{tag}"
-            pipe.stage(name, "infer_seg.py",
-                       ["--model", "largefov", "--weights", weights, "--infer_list", val_list,
-                        "--voc12_root", root, "--save_path", pipe.path(name)]
-                       + width + device + flags)
-            pipe.evaluate(name, val_list, pipe.path(name), gt_dir, split="val")
-
-    picture_list = pipe.path("picture_ids.txt")
-    save_text(picture_list, "\n".join(read_image_list(train_list)[:PICTURE_IMAGES]) + "\n")
-    pipe.stage("aux_picture", "infer_AuxAff.py",
-               ["--img_path", img_dir, "--weights", aux_weights, "--save_path",
-                pipe.path("aux_picture"), "--list_path", picture_list, "--use_crf", "True"]
-               + device)
-    return pipe
+def make_run(args, out, seed):
+    profile = replace(PROFILES[args.profile], **dict(args.set))
+    if args.cores:
+        profile = replace(profile, cores=args.cores, shards=min(profile.shards, args.cores),
+                          trainer_threads=min(profile.trainer_threads, args.cores))
+    init = args.init_weights
+    if init is None and args.profile == "demo":
+        init = os.path.join(REPO, PRETRAINED)
+    return Run(profile=profile, paths=make_paths(args, out), seed=seed, device=args.device,
+               cls_weights=args.cls_weights, init_weights=init,
+               generate_data=args.voc12_root is None)
 
 
-def cam_alpha(cam_result):
-    """The background power whose (1 - t)^alpha equals the CAM's best threshold t, so that
-    the random walk starts from the best CAM labels (psa tuned 16 by hand for VOC)."""
-    threshold = cam_result["best"][0]
-    return math.log(threshold) / math.log(1.0 - threshold)
+def picture_ids(run):
+    """The first training images (known before the demo data exists: ids are numbered)."""
+    if run.generate_data:
+        return [demo_id(k) for k in range(1, PICTURE_IMAGES + 1)]
+    return read_image_list(run.paths.train_list)[:PICTURE_IMAGES]
 
 
-def final_aux_weights(round_dir):
-    """The AuxSegNet checkpoint run_iterations wrote for a round."""
-    return load_json(os.path.join(round_dir, "done.json"), "AuxSegNet round record")["weights"]
-
-
-def make_demo_data(pipe, root):
-    if os.path.exists(os.path.join(root, "cls_labels.npy")) and "data" not in pipe.args.redo:
-        print("[data] done already, skipped", flush=True)
-        return
-    from data.make_demo_dataset import make_demo_dataset
-    make_demo_dataset(root, seed=pipe.args.seed)
-    print(f"[data] demo dataset in {root}", flush=True)
-
-
-# Published VOC numbers next to the product they correspond to (SPEC.md, issues).
-RESULT_ROWS = (
-    ("cam", "CAM (psa multi-scale)", ""),
-    ("infercam", "InferCam CAM", ""),
-    ("rw", "random walk on CAM", ""),
-    ("infercam_rw", "random walk on InferCam CAM", ""),
-    ("pgt_init", "initial pseudo labels (CAM + saliency)", ""),
-)
-AUX_STAGE_VAL = {1: "65.6", 2: "66.0", 3: "66.1", 4: "66.1"}  # AuxSegNet ablation, val, no post
-
-
-def result_table(pipe):
-    rows = list(RESULT_ROWS)
-    rounds = int(pipe.profile["aux_rounds"])
-    rows += [(f"pgt_round{k}", f"AuxSegNet round {k} pseudo labels",
-              f"val prediction after stage {k}: {AUX_STAGE_VAL[k]}" if k in AUX_STAGE_VAL else "")
-             for k in range(1, rounds + 1)]
-    rows += [("aux_val", "AuxSegNet val prediction (single scale)", "66.1 (no post-processing)"),
-             ("aux_val_crf", "AuxSegNet val prediction + CRF", "69.0 (multi-scale + flip + CRF)")]
-    for labels_name, title, paper in (("rw", "random-walk labels", "psa 61.7 (ResNet-38)"),
-                                      ("aux", f"AuxSegNet round {rounds} labels", "")):
-        rows += [(f"seg_{labels_name}_ss", f"LargeFOV on {title}, single scale", ""),
-                 (f"seg_{labels_name}_msf", f"LargeFOV on {title}, MS + flip", ""),
-                 (f"seg_{labels_name}_msf_crf", f"LargeFOV on {title}, MS + flip + CRF", paper)]
-    lines = ["| product | split | mIoU | best bg threshold (mIoU) | published, VOC |",
-             "| --- | --- | --- | --- | --- |"]
-    for key, title, paper in rows:
-        r = pipe.results.get(key)
-        if r is None:
-            continue
-        best = "" if r["best"] is None else f"{r['best'][0]:.2f} ({r['best'][1]:.1f})"
-        lines.append(f"| {title} | {r['split']} | {r['miou']:.1f} | {best} | {paper} |")
-    return "\n".join(lines)
-
-
-def picture(pipe, ids):
-    """Grid: image, ground truth, CAM, random-walk label, initial and final pseudo label,
-    AuxSegNet prediction."""
-    rounds = int(pipe.profile["aux_rounds"])
-    columns = (("CAM", "cam"), ("random walk", "rw"), ("initial pgt", "pgt_init"),
-               (f"round {rounds} pgt", os.path.join("aux", f"round_{rounds}", "seg_pgt")),
-               ("AuxSegNet + CRF", "aux_picture"))
-    rows = []
-    for img_id in ids:
-        rgb = read_image(find_image(os.path.join(pipe.root, "JPEGImages"), img_id))
-        row = [rgb, colorize_label(read_label_png(find_label(pipe.gt_dir, img_id)))]
-        for _, folder in columns:
-            if folder == "cam":
-                row.append(cam_dict_overlay(rgb, load_cam_dict(pipe.path("cam", img_id + ".npy"))))
-            else:
-                row.append(colorize_label(read_label_png(pipe.path(folder, img_id + ".png"))))
-        rows.append(row)
-    path = pipe.path("demo_grid.png")
-    save_rgb(path, image_grid(rows, ["image", "ground truth"] + [c for c, _ in columns]))
-    return path
+def run_one(args, out, seed):
+    """One whole run into `out`: stages, results.md, timings.md, demo_grid.png."""
+    run = make_run(args, os.path.abspath(out), seed)
+    os.makedirs(run.paths("done"), exist_ok=True)
+    save_text(run.paths("picture_ids.txt"), "\n".join(picture_ids(run)) + "\n")
+    scheduler = Scheduler(run.paths.out, run.profile.cores, tuple(args.redo))
+    scheduler.run(pipeline(run))
+    wall = time.perf_counter() - scheduler.started
+    results = load_results(run)
+    text = results_text(results, run.profile.aux_rounds, args.profile, seed)
+    save_text(run.paths("results.md"), text)
+    save_text(run.paths("timings.md"), timings_text(scheduler.timings, wall, run.profile.cores))
+    grid = picture(run)
+    print("\n" + text)
+    print(f"run_demo: finished in {wall:.0f} s; table {run.paths('results.md')}, timings "
+          f"{run.paths('timings.md')}, picture {grid}")
+    return results
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    start = time.time()
-    pipe = run(args)
-    table = result_table(pipe)
-    save_text(pipe.path("results.md"), table + "\n")
-    grid = picture(pipe, read_image_list(pipe.path("picture_ids.txt")))
-    print("\n" + table)
-    print(f"\nrun_demo: finished in {time.time() - start:.0f} s; table {pipe.path('results.md')}, "
-          f"picture {grid}")
+    if args.seeds is None:
+        run_one(args, args.out, args.seed)
+        return
+    per_seed = {s: run_one(args, os.path.join(args.out, f"seed_{s}"), s) for s in args.seeds}
+    text = seeds_text(per_seed, PROFILES[args.profile].aux_rounds)
+    save_text(os.path.join(args.out, "seeds.md"), text)
+    print("\n" + text)
 
 
 if __name__ == "__main__":

@@ -54,23 +54,24 @@ class DemoClass(NamedTuple):
 
 
 # Shared body looks: any class may wear any of them; each class prefers one.
-BODY_LOOKS = (
-    Look(30.0, "plain"), Look(0.0, "noise"), Look(270.0, "spots"), Look(160.0, "hatch"),
-    Look(60.0, "waves"), Look(330.0, "noise"), Look(210.0, "plain"), Look(100.0, "spots"),
-)
+BODY_TONE = {"saturation": (0.3, 0.6), "value": (0.45, 0.8)}   # duller than heads
+HEAD_TONE = {"saturation": (0.8, 1.0), "value": (0.8, 1.0)}
+BODY_LOOKS = tuple(Look(hue, texture, **BODY_TONE) for hue, texture in (  # textures no head
+    (30.0, "plain"), (0.0, "spots"), (270.0, "spots"), (160.0, "hatch"),  # and no scene has
+    (60.0, "gradient"), (330.0, "hatch"), (210.0, "plain"), (100.0, "gradient")))
 BODY_SHAPES = ("disc", "rounded_box", "hexagon", "drop", "blob", "pentagon")
 DEMO_CLASSES = {
-    "aeroplane": DemoClass("triangle", Look(0.0, "stripes"), 0, "sky"),
-    "boat": DemoClass("diamond", Look(45.0, "checker"), 1, "water"),
-    "car": DemoClass("square", Look(200.0, "grid"), 2, "road"),
-    "cat": DemoClass("star", Look(300.0, "rings"), 3, "indoor"),
-    "cow": DemoClass("cross", Look(120.0, "zigzag"), 4, "grass"),
-    "person": DemoClass("disc", Look(20.0, "dots"), 5, "sand"),
+    "aeroplane": DemoClass("triangle", Look(0.0, "stripes", **HEAD_TONE), 0, "sky"),
+    "boat": DemoClass("diamond", Look(45.0, "checker", **HEAD_TONE), 1, "water"),
+    "car": DemoClass("square", Look(200.0, "grid", **HEAD_TONE), 2, "road"),
+    "cat": DemoClass("star", Look(300.0, "rings", **HEAD_TONE), 3, "indoor"),
+    "cow": DemoClass("cross", Look(120.0, "zigzag", **HEAD_TONE), 4, "grass"),
+    "person": DemoClass("disc", Look(20.0, "dots", **HEAD_TONE), 5, "sand"),
 }
 
-BODY_PREFERENCE = 0.35      # P(body wears its class's look); else any look of the pool
-CONTEXT_PREFERENCE = 0.5    # P(background is the preferred scene of one of the classes)
-HEAD_SIZE = (0.5, 0.62)     # head radius / body radius
+BODY_PREFERENCE = 0.2       # P(body wears its class's look); else any look of the pool
+CONTEXT_PREFERENCE = 0.15   # P(background is the preferred scene of one of the classes)
+HEAD_SIZE = (0.6, 0.72)     # head radius / body radius
 HEAD_DISTANCE = (0.95, 1.15)  # head centre from the body centre, in body radii
 LIMB_COUNT_PROBS = (0.5, 0.3, 0.2)  # 0, 1, 2 limbs
 LIMB_SIZE = (0.5, 0.75)
@@ -78,7 +79,7 @@ LIMB_DISTANCE = (0.85, 1.05)
 BODY_ASPECT = (0.7, 1.4)
 MIN_HEAD_VISIBLE = 0.6      # of the head's own area, after occlusion
 
-CLASS_COUNT_PROBS = (0.45, 0.4, 0.15)          # images with 1, 2, 3 classes
+CLASS_COUNT_PROBS = (0.55, 0.33, 0.12)         # images with 1, 2, 3 classes
 EXTRA_OBJECT_PROB = 0.3                        # one more object of an already chosen class
 MAX_OBJECTS = 3
 BODY_RADIUS = {1: (0.17, 0.25), 2: (0.14, 0.2), 3: (0.12, 0.17)}  # x the short side
@@ -86,7 +87,7 @@ MIN_VISIBLE_FRACTION = 0.45                    # of an object's own area, after 
 MIN_VISIBLE_PIXELS = 80
 MAX_LAYOUT_TRIES = 200
 DISTRACTORS = (1, 3)                           # faint headless bodies per image
-DISTRACTOR_ALPHA = (0.3, 0.55)
+DISTRACTOR_ALPHA = (0.2, 0.4)
 DISTRACTOR_RADIUS = (0.07, 0.14)               # x the short side
 
 SAL_STRENGTH = (0.75, 1.0)
