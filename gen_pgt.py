@@ -14,7 +14,7 @@ import argparse
 import os
 
 from tool import auxsegnet, dist
-from tool.cli import add_device_arg, progress, run_main
+from tool.cli import add_device_arg, add_network_arg, progress, run_main
 from tool.crf import map_with_workers
 from tool.io import InputError, output_done, read_image, read_saliency
 from tool.voc import find_image, find_label, get_image_label, load_cls_labels, read_image_list
@@ -40,8 +40,9 @@ def build_parser():
     p.add_argument("--workers", type=int, default=1,
                    help="processes for the saliency CRF and fusion (1: inline)")
     p.add_argument("--overwrite", action="store_true", help="redo images already written")
+    add_network_arg(p, "AuxSegNet")
     dist.add_shard_arg(p)
-    add_device_arg(p)
+    add_device_arg(p, gpu_id=True)
     return p
 
 
@@ -64,7 +65,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if not os.path.isdir(args.SALpath):
         raise InputError(f"{args.SALpath}: --SALpath saliency folder not found")
-    device = dist.rank_device(args.device)
+    device = dist.rank_device(args.device, args.gpu_id)
     ids = dist.shard_ids(read_image_list(args.list_path), args)
     labels = load_cls_labels(args.cls_labels)
     todo = [i for i in ids

@@ -15,7 +15,7 @@ import argparse
 import os
 
 from tool import auxsegnet, dist
-from tool.cli import add_device_arg, progress, run_main
+from tool.cli import add_device_arg, add_network_arg, progress, run_main
 from tool.io import SETTINGS_FILE, output_done, read_image, save_json, save_label_png, save_rgb
 from tool.seg_infer import SINGLE_SCALE, inference_settings
 from tool.visualize import label_overlay
@@ -54,8 +54,9 @@ def build_parser():
                    help="also average over horizontally flipped inputs (paper)")
     p.add_argument("--out_overlay", default=None, help="optional folder of label overlays")
     p.add_argument("--overwrite", action="store_true", help="redo images already written")
+    add_network_arg(p, "AuxSegNet")
     dist.add_shard_arg(p)
-    add_device_arg(p)
+    add_device_arg(p, gpu_id=True)
     return p
 
 
@@ -68,7 +69,7 @@ def write_settings(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    device = dist.rank_device(args.device)
+    device = dist.rank_device(args.device, args.gpu_id)
     ids = dist.shard_ids(read_image_list(args.list_path), args)
     net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
     if dist.is_main_process():

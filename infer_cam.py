@@ -7,12 +7,14 @@ rounds stop when the remaining area shrank by less than 2% of the crop. Writes C
 {class: HxW float32} for the labelled classes (the format of infer_cls.py, read by
 infer_aff.py and eval_seg.py) and optional per-class heatmaps.
 
-The crops come from split_img.py's `<id>.json` boxes, cut from the original image (no JPEG
-loss), or from `<id>_1.jpg` .. `<id>_4.jpg` (split_img.py --write_crops, or the published
-pre-split folders). The defaults reproduce the released code, quirks included.
+The crops are split_img.py's JPEGs `<id>_1.jpg` .. `<id>_4.jpg` read back as the released
+code did (or the published pre-split folders); --lossless_crops cuts them from the original
+image by split_img.py's `<id>.json` boxes instead (no JPEG loss). Image sizes and labels
+come from `<id>.json` when --voc12_root is not given. The defaults reproduce the released
+code, quirks included.
 
-    python infer_cam.py --weights res38_cls.pth --voc12_root VOC2012 --split_path splits \\
-        --infer_list voc12/train_aug.txt --out_cam out_cam_infercam
+    python infer_cam.py --weights res38_cls.pth --split_path splits --out_cam infercam_cam \\
+        --heatmap heat_infercam      # --infer_list: released default voc12/train.txt
 """
 import argparse
 import os
@@ -25,21 +27,16 @@ from tool.cli import positive_int, progress, resolve_device, run_main
 from tool.io import InputError, output_done, read_image, save_npy
 from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
-CROP_SOURCES = ("auto", "boxes", "images")
-
-
-
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    add_infer_data_args(data)
+    add_infer_data_args(data, list_default=infercam.RELEASED_INFER_LIST, root_required=False)
     data.add_argument("--split_path", required=True,
-                      help="split_img.py's folder: <id>.json boxes and/or <id>_1..4.jpg crops")
-    data.add_argument("--crop_source", choices=CROP_SOURCES, default="auto",
-                      help="boxes: cut the crops from the original image with <id>.json; "
-                           "images: read <id>_1..4.jpg (as released); auto: boxes when "
-                           "<id>.json exists, else images")
+                      help="split_img.py's folder: crops <id>_1..4.jpg and boxes <id>.json")
+    data.add_argument("--lossless_crops", action="store_true",
+                      help="cut the crops from the original image (needs --voc12_root) by the "
+                           "<id>.json boxes instead of reading the JPEG crops back, as released")
     add_model_args(p.add_argument_group("model"))
     erase = p.add_argument_group("InferCam erasing")
     erase.add_argument("--max_rounds", type=positive_int, default=infercam.MAX_ROUNDS,
@@ -63,20 +60,44 @@ def build_parser():
     return p
 
 
-def uses_boxes(args, img_id):
-    record = infercam.split_record_path(args.split_path, img_id)
-    return args.crop_source == "boxes" or (args.crop_source == "auto" and os.path.isfile(record))
+def read_split_record(args, img_id):
+    """split_img.py's record of one image, or None when there is none (pre-split folders)."""
+    path = infercam.split_record_path(args.split_path, img_id)
+    return infercam.load_split_record(path) if os.path.isfile(path) else None
 
 
-def load_crops(args, img_id, rgb):
-    """The four crops (uint8 RGB) of one image and, per crop, the file to blame for it."""
-    if uses_boxes(args, img_id):
+def image_label(args, img_id, record, labels, labels_path):
+    """The image label from the cls_labels file when there is one, else from the record."""
+    if labels is not None:
+        return get_image_label(labels, img_id, labels_path)
+    if record is None:
+        raise InputError(f"{infercam.split_record_path(args.split_path, img_id)}: split "
+                         "record not found; for crops without records give --voc12_root "
+                         "(or --cls_labels) for the image labels")
+    return camlib.multi_hot(record["classes"], args.num_classes)
+
+
+def load_image(args, img_id, img_dir, record):
+    """(original image or None without --voc12_root, its (H, W)); the record's size must
+    match the image's."""
+    if img_dir is None:
+        return None, record["image_size"]
+    rgb = read_image(find_image(img_dir, img_id))
+    if record is not None and record["image_size"] != rgb.shape[:2]:
         path = infercam.split_record_path(args.split_path, img_id)
-        record = infercam.load_split_record(path)
-        if record["image_size"] != rgb.shape[:2]:
-            raise InputError(f"{path}: boxes are for a {record['image_size'][0]}x"
-                             f"{record['image_size'][1]} image but the image is "
-                             f"{rgb.shape[0]}x{rgb.shape[1]}")
+        raise InputError(f"{path}: boxes are for a {record['image_size'][0]}x"
+                         f"{record['image_size'][1]} image but the image is "
+                         f"{rgb.shape[0]}x{rgb.shape[1]}")
+    return rgb, rgb.shape[:2]
+
+
+def load_crops(args, img_id, rgb, record):
+    """The four crops (uint8 RGB) of one image and, per crop, the file to blame for it."""
+    if args.lossless_crops:
+        path = infercam.split_record_path(args.split_path, img_id)
+        if record is None:
+            raise InputError(f"{path}: split record not found (--lossless_crops cuts the "
+                             "crops by split_img.py's boxes)")
         return [infercam.crop(rgb, box) for box in record["boxes"]], [path] * infercam.NUM_CROPS
     paths = [infercam.crop_image_path(args.split_path, img_id, i)
              for i in range(infercam.NUM_CROPS)]
@@ -105,15 +126,18 @@ def refine_options(args, device):
 def stage_settings(args):
     return {"stage": "infer_cam", "scales": args.scales, "flip": True, "crf": False,
             "weights": args.weights, "split_path": args.split_path,
-            "crop_source": args.crop_source, "max_rounds": args.max_rounds,
+            "lossless_crops": args.lossless_crops, "max_rounds": args.max_rounds,
             "erase_threshold": args.erase_threshold, "min_shrink": args.min_shrink,
             "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize}
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not (args.out_cam or args.heatmap):
-        raise SystemExit("nothing to do: give --out_cam and/or --heatmap")
+        parser.error("nothing to do: give --out_cam and/or --heatmap")
+    if args.lossless_crops and not args.voc12_root:
+        parser.error("--lossless_crops cuts the crops from the original images: give --voc12_root")
     device = resolve_device(args.device)
     ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
     net = load_classifier(args, device)
@@ -121,7 +145,8 @@ def main(argv=None):
 
     done = computed = rounds = crops_run = 0
     for img_id in progress(ids, "infer_cam"):
-        label = get_image_label(labels, img_id, labels_path)
+        record = read_split_record(args, img_id)
+        label = image_label(args, img_id, record, labels, labels_path)
         classes = camlib.present_classes(label)
         cam_path = os.path.join(args.out_cam, img_id + ".npy") if args.out_cam else None
         heatmaps = heatmap_paths(args.heatmap, img_id, classes, args.num_classes) \
@@ -129,14 +154,16 @@ def main(argv=None):
         if all(output_done(p, args.overwrite) for p in [cam_path, *heatmaps.values()] if p):
             done += 1
             continue
-        rgb = read_image(find_image(img_dir, img_id))
-        crops, sources = load_crops(args, img_id, rgb)
-        check_crops(crops, sources, rgb.shape[:2], args.scales)
-        merged, shrinks = infercam.infer_cam(net, crops, label, rgb.shape[:2], **options)
+        rgb, image_hw = load_image(args, img_id, img_dir, record)
+        crops, sources = load_crops(args, img_id, rgb, record)
+        check_crops(crops, sources, image_hw, args.scales)
+        merged, shrinks = infercam.infer_cam(net, crops, label, image_hw, **options)
         cams = camlib.cam_dict_from_array(merged, label)
         if cam_path:
             save_npy(cam_path, cams)
-        save_class_heatmaps(heatmaps, rgb, cams)
+        if heatmaps:
+            shown = rgb if rgb is not None else infercam.image_from_crops(crops, image_hw)
+            save_class_heatmaps(heatmaps, shown, cams)
         computed += 1
         rounds += sum(len(s) for s in shrinks)
         crops_run += len(shrinks)

@@ -1,14 +1,15 @@
 """InferCam step 1 (InferCam `split_img.py`): the baseline multi-scale CAM of each image,
 the mass centre of every labelled class and the four overlapping corner crops around them.
 
-Writes per image `<split_path>/<id>.json` (image size, classes, mass centres, and the four
-crop boxes (r0, r1, c0, c1) as the numpy slices used), which infer_cam.py crops from the
-original image without JPEG loss. --write_crops also writes the crops as the released
-code did (`<id>_1.jpg` .. `<id>_4.jpg`, OpenCV JPEG quality 95); --out_cam the baseline CAM
-dicts, --heatmap per-class CAM overlays.
+Writes per image the four crops as the released code did (`<split_path>/<id>_1.jpg` ..
+`<id>_4.jpg`, OpenCV JPEG quality 95, which infer_cam.py reads back) and `<id>.json` (image
+size, classes, mass centres, and the four crop boxes (r0, r1, c0, c1) as the numpy slices
+used). --lossless_crops writes the boxes only: infer_cam.py --lossless_crops then cuts the
+crops from the original image, without the JPEG round trip. --out_cam writes the baseline
+CAM dicts, --heatmap per-class CAM overlays.
 
     python split_img.py --weights res38_cls.pth --voc12_root VOC2012 --split_path splits \\
-        --infer_list voc12/train_aug.txt
+        --heatmap heat_base          # --infer_list: released default voc12/train.txt
 """
 import argparse
 import os
@@ -44,7 +45,7 @@ def add_environment_args(group):
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_infer_data_args(p.add_argument_group("data"))
+    add_infer_data_args(p.add_argument_group("data"), list_default=infercam.RELEASED_INFER_LIST)
     add_model_args(p.add_argument_group("model"))
     split = p.add_argument_group("split")
     split.add_argument("--clamp_crops", action="store_true",
@@ -53,9 +54,10 @@ def build_parser():
                             "(the crop is then only the last rows/columns)")
     out = p.add_argument_group("outputs")
     out.add_argument("--split_path", required=True,
-                     help="folder for <id>.json crop boxes (and <id>_1..4.jpg with --write_crops)")
-    out.add_argument("--write_crops", action="store_true",
-                     help="also write the crops as JPEGs (quality 95, as InferCam did)")
+                     help="folder for the crops <id>_1..4.jpg and the crop boxes <id>.json")
+    out.add_argument("--lossless_crops", action="store_true",
+                     help="write the crop boxes only, no JPEG crops (for infer_cam.py "
+                          "--lossless_crops); the released code writes JPEG crops, quality 95")
     out.add_argument("--out_cam", default=None, help="baseline CAM dicts {class: HxW} as .npy")
     out.add_argument("--heatmap", default=None, help="per-class CAM overlays <id>_<class>.jpg")
     out.add_argument("--overwrite", action="store_true", help="redo images already written")
@@ -89,7 +91,7 @@ def write_settings(folder, settings):
 
 def output_paths(args, img_id, classes):
     paths = [infercam.split_record_path(args.split_path, img_id)]
-    if args.write_crops:
+    if not args.lossless_crops:
         paths += [infercam.crop_image_path(args.split_path, img_id, i)
                   for i in range(infercam.NUM_CROPS)]
     if args.out_cam:
@@ -112,7 +114,7 @@ def write_split_outputs(args, img_id, rgb, label, split):
     norm_cam, classes, centers, boxes = split
     infercam.save_split_record(infercam.split_record_path(args.split_path, img_id),
                                rgb.shape[:2], classes, centers, boxes, args.clamp_crops)
-    if args.write_crops:
+    if not args.lossless_crops:
         for index, box in enumerate(boxes):
             infercam.save_crop_jpeg(infercam.crop_image_path(args.split_path, img_id, index),
                                     infercam.crop(rgb, box))
@@ -126,7 +128,8 @@ def write_split_outputs(args, img_id, rgb, label, split):
 
 def stage_settings(args):
     return {"stage": "split_img", "scales": args.scales, "flip": True, "crf": False,
-            "weights": args.weights, "clamp_crops": args.clamp_crops}
+            "weights": args.weights, "clamp_crops": args.clamp_crops,
+            "lossless_crops": args.lossless_crops}
 
 
 def main(argv=None):

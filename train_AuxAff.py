@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from network.AuxSegNet import SegNet
 from tool import auxsegnet, checkpoint, dist
-from tool.cli import add_device_arg, progress, run_main
+from tool.cli import add_device_arg, add_network_arg, progress, run_main
 from tool.io import InputError, save_json
 from tool.optim import PolyOptimizer_cls
 from tool.voc import load_cls_labels, read_image_list
@@ -52,6 +52,7 @@ def build_parser():
     model.add_argument("--init_weights",
                        help="initial weights, loaded non-strictly (released: the ResNet-38 "
                             "classifier of psa; later rounds: the previous round's AuxSegNet)")
+    add_network_arg(model, "AuxSegNet")
     model.add_argument("--width", type=float, default=1.0,
                        help="channel width multiplier (1.0 = paper; e.g. 0.125 on a CPU)")
     optim = p.add_argument_group("optimisation (released train_AuxAff.py defaults)")
@@ -77,8 +78,9 @@ def build_parser():
     optim.add_argument("--max_iters", type=int, default=None,
                        help="stop after this many iterations (smoke runs; the lr schedule "
                             "still spans --num_epochs)")
-    optim.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                       help="mixed precision (CUDA only; ignored on CPU)")
+    optim.add_argument("--amp", action="store_true",
+                       help="mixed precision on CUDA (ignored on CPU); the released code "
+                            "trains in fp32")
     optim.add_argument("--seed", type=int, default=0, help="shuffles, scales, flips, crops")
     out = p.add_argument_group("output")
     out.add_argument("--save_path", required=True, help="output folder")
@@ -87,7 +89,7 @@ def build_parser():
                      help="continue from a training state (no value: the one in --save_path)")
     out.add_argument("--print_intervals", type=int, default=50,
                      help="iterations between loss lines (released: 50)")
-    add_device_arg(out)
+    add_device_arg(out, gpu_id=True)
     return p
 
 
@@ -179,7 +181,7 @@ def resume_state(args, net, optimizer, scaler):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    info = dist.init_distributed(args.device)
+    info = dist.init_distributed(args.device, args.gpu_id)
     torch.manual_seed(args.seed + info.rank)
     dataset = make_dataset(args)
     max_step = len(dataset) // args.batch_size * args.num_epochs

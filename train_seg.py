@@ -73,8 +73,9 @@ def build_parser():
                        help="square training crop (DeepLab-v2 VOC: 321; also light on CPU)")
     optim.add_argument("--scale_range", type=float, nargs=2, default=(0.5, 1.5),
                        metavar=("MIN", "MAX"), help="random image scale (DeepLab-v2: 0.5-1.5)")
-    optim.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                       help="mixed precision (CUDA only; ignored on CPU)")
+    optim.add_argument("--amp", action="store_true",
+                       help="mixed precision on CUDA (ignored on CPU); default fp32, as "
+                            "the papers trained")
     optim.add_argument("--seed", type=int, default=0)
     out = p.add_argument_group("output")
     out.add_argument("--save_path", required=True, help="final weights (plain state dict)")

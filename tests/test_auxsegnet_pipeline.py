@@ -88,7 +88,8 @@ def test_gen_pgt_then_infer(voc, tmp_path, trained):
     _, weights = trained
     seg_dir, sal_dir, pred_dir = tmp_path / "seg", tmp_path / "sal", tmp_path / "pred"
     common = ["--weights", str(weights), "--img_path", str(voc / "JPEGImages"),
-              "--list_path", str(voc / "train.txt"), "--device", "cpu"]
+              "--list_path", str(voc / "train.txt"), "--device", "cpu",
+              "--network", "AuxSegNet", "--gpu_id", "0"]  # released flags; CPU run
     assert gen_pgt.main(common + ["--SALpath", str(voc / "SAL"), "--seg_pgt_path", str(seg_dir),
                                   "--sal_pgt_path", str(sal_dir),
                                   "--cls_labels", str(voc / "cls_labels.npy"),
@@ -113,6 +114,22 @@ def test_released_use_crf_form_parses():
     args = infer_AuxAff.build_parser().parse_args(
         ["--img_path", "i", "--weights", "w", "--save_path", "s", "--use_crf", "False"])
     assert args.use_crf is False and args.scales == [1.0] and not args.flip
+
+
+@pytest.mark.parametrize("script, argv", [
+    (train_AuxAff, ["--img_path", "i", "--seg_pgt_path", "s", "--sal_pgt_path", "p",
+                    "--init_weights", "w", "--save_path", "o"]),
+    (gen_pgt, ["--weights", "w", "--img_path", "i", "--SALpath", "s", "--seg_pgt_path", "g",
+               "--sal_pgt_path", "p"]),
+    (infer_AuxAff, ["--img_path", "i", "--weights", "w", "--save_path", "s"])])
+def test_released_network_and_gpu_id_flags_parse(script, argv, capsys):
+    args = script.build_parser().parse_args(argv + ["--network", "AuxSegNet", "--gpu_id", "1"])
+    assert args.network == "AuxSegNet" and args.gpu_id == 1
+    assert getattr(args, "amp", False) is False  # fp32 unless --amp, as released
+    for bad in (["--network", "resnet38_cls"], ["--gpu_id", "-1"]):
+        with pytest.raises(SystemExit):
+            script.build_parser().parse_args(argv + bad)
+    assert "--network" in capsys.readouterr().err
 
 
 def test_missing_pseudo_label_is_reported_before_training(voc, tmp_path):

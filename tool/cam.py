@@ -85,6 +85,13 @@ def present_classes(label):
     return [int(c) for c in np.nonzero(np.asarray(label) > LABEL_PRESENT)[0]]
 
 
+def multi_hot(classes, num_classes):
+    """The image label (num_classes,) float32 with 1 at `classes`."""
+    label = np.zeros(num_classes, np.float32)
+    label[list(classes)] = 1
+    return label
+
+
 def cam_dict_from_array(norm_cam, label):
     """The saved CAM format: {class index: (H, W) float32} for the classes in `label`."""
     return {c: np.asarray(norm_cam[c], np.float32) for c in present_classes(label)}

@@ -9,25 +9,58 @@ from tqdm import tqdm
 from tool.io import InputError
 
 
-def add_device_arg(parser):
+def add_device_arg(parser, gpu_id=False):
+    """--device; with `gpu_id`, also the released AuxSegNet scripts' --gpu_id."""
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto: CUDA when available, else CPU")
+    if gpu_id:
+        parser.add_argument("--gpu_id", type=nonnegative_int, default=None,
+                            help="released AuxSegNet flag: the CUDA device to run on "
+                                 "(cuda:N); ignored on a CPU run")
+
+
+def add_network_arg(parser, name):
+    """The released scripts' --network flag; `name` is the one network they can run."""
+    parser.add_argument("--network", default=name, choices=[name],
+                        help=f"accepted for the released command lines; {name} is the only "
+                             "network of this stage")
+
+
+def _int_at_least(text, low):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
 
 
 def positive_int(text):
     """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _int_at_least(text, 1)
 
 
-def resolve_device(name="auto"):
+def nonnegative_int(text):
+    """argparse type: an integer of at least 0."""
+    return _int_at_least(text, 0)
+
+
+def resolve_device(name="auto", gpu_id=None):
+    """--device (and --gpu_id) as a torch.device: auto is CUDA when available, else CPU;
+    a CUDA device is cuda:<gpu_id> when --gpu_id is given."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available (use --device cpu)")
-    return torch.device(name)
+    if gpu_id is None:
+        return torch.device("cuda")
+    if gpu_id >= torch.cuda.device_count():
+        raise InputError(f"--gpu_id {gpu_id}: this machine has {torch.cuda.device_count()} "
+                         "CUDA device(s)")
+    return torch.device("cuda", gpu_id)
 
 
 def progress(iterable, desc, total=None, disable=False):

@@ -28,19 +28,20 @@ def env_rank_world():
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def rank_device(device_arg="auto"):
-    """`--device` resolved; under torchrun a CUDA device is the process's LOCAL_RANK GPU."""
-    device = resolve_device(device_arg)
+def rank_device(device_arg="auto", gpu_id=None):
+    """`--device` (and `--gpu_id`) resolved; under torchrun a CUDA device is the
+    process's LOCAL_RANK GPU."""
+    device = resolve_device(device_arg, gpu_id)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
     return device
 
 
-def init_distributed(device_arg="auto"):
+def init_distributed(device_arg="auto", gpu_id=None):
     """Join the torchrun process group when launched by torchrun (NCCL on CUDA, gloo on
     CPU; world size 1 works too); a plain run stays single-process. Returns DistInfo."""
-    device = rank_device(device_arg)
+    device = rank_device(device_arg, gpu_id)
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return DistInfo(device)
     if not dist.is_initialized():

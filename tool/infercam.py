@@ -24,6 +24,7 @@ MAX_ROUNDS = 5  # infer_cam.py: erasing rounds per crop
 ERASE_THRESHOLD = 0.7  # a pixel whose running-max CAM reaches this is erased next round
 MIN_SHRINK = 0.02  # stop when the left area shrinks by less than this fraction of the crop
 CROP_JPEG_QUALITY = 95  # split_img.py writes the crops with cv2.imwrite's default quality
+RELEASED_INFER_LIST = "voc12/train.txt"  # split_img.py / infer_cam.py default, cwd-relative
 
 
 def mass_centers(norm_cam, classes):
@@ -146,12 +147,29 @@ def merge_crop_cams(crop_cams, image_hw):
     return merged
 
 
+def image_from_crops(crops, image_hw):
+    """The image as the crops show it: each (h, w, 3) crop pasted at its corner of a black
+    canvas (for overlays when the original image is not at hand)."""
+    canvas = np.zeros(tuple(image_hw) + (3,), np.uint8)
+    for index, rgb in enumerate(crops):
+        rows, cols = corner_slices(index, rgb.shape[:2], image_hw)
+        canvas[rows, cols] = rgb
+    return canvas
+
+
 def infer_cam(net, crops, label, image_hw, **refine_options):
     """InferCam's refined CAM of one image from its four corner crops (uint8 RGB):
-    (merged (C, H, W) float64, shrink fractions per crop). `refine_options` go to
-    `refine_crop_cam`."""
-    refined = [refine_crop_cam(net, rgb, label, **refine_options) for rgb in crops]
-    return merge_crop_cams([cam for cam, _ in refined], image_hw), [s for _, s in refined]
+    (merged (C, H, W) float64, shrink fractions per refined crop). A crop identical to an
+    earlier one (three or more classes: four whole images) reuses its result instead of
+    being refined again. `refine_options` go to `refine_crop_cam`."""
+    refined, shrinks = [], []
+    for index, rgb in enumerate(crops):
+        twin = next((i for i in range(index) if np.array_equal(crops[i], rgb)), None)
+        if twin is None:
+            cam, crop_shrinks = refine_crop_cam(net, rgb, label, **refine_options)
+            shrinks.append(crop_shrinks)
+        refined.append(cam if twin is None else refined[twin])
+    return merge_crop_cams(refined, image_hw), shrinks
 
 
 def crop_image_path(split_path, img_id, index):

@@ -99,21 +99,30 @@ def voc_dirs(voc12_root):
             "annotations": first_dir("Annotations")}
 
 
-def add_infer_data_args(group, cls_labels_help="psa cls_labels.npy"):
-    """--infer_list, --voc12_root and --cls_labels of the psa-style inference scripts."""
-    group.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
-    group.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+def add_infer_data_args(group, cls_labels_help="psa cls_labels.npy", list_default=None,
+                        root_required=True):
+    """--infer_list, --voc12_root and --cls_labels of the psa-style inference scripts;
+    `list_default` (a path relative to the working directory, as the released scripts
+    had) makes --infer_list optional."""
+    group.add_argument("--infer_list", required=list_default is None, default=list_default,
+                       help="image ids (bare or psa pair lines)"
+                            + (f"; released default: {list_default}" if list_default else ""))
+    group.add_argument("--voc12_root", required=root_required, default=None,
+                       help="folder holding JPEGImages/")
     group.add_argument("--cls_labels", default=None,
                        help=f"{cls_labels_help} (default: <voc12_root>/cls_labels.npy)")
 
 
 def infer_data(args, num_classes=NUM_CLASSES):
     """The arguments of `add_infer_data_args` resolved: (this process's shard of the
-    listed ids, the image folder, the image-label dict, the path it came from)."""
-    labels_path = args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")
-    labels = load_cls_labels(labels_path, num_classes)
+    listed ids, the image folder, the image-label dict, the path it came from). Without
+    --voc12_root (where it is optional) the folder is None, and so are the labels and
+    their path unless --cls_labels is given."""
+    root = args.voc12_root
+    labels_path = args.cls_labels or (os.path.join(root, "cls_labels.npy") if root else None)
+    labels = load_cls_labels(labels_path, num_classes) if labels_path else None
     ids = shard_ids(read_image_list(args.infer_list), args)
-    return ids, os.path.join(args.voc12_root, "JPEGImages"), labels, labels_path
+    return ids, os.path.join(root, "JPEGImages") if root else None, labels, labels_path
 
 
 def labels_for_ids(ids, labels, labels_path):
