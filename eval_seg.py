@@ -7,7 +7,6 @@ background threshold in a single pass over the data.
 
 A `settings.json` in the prediction folder (written by the inference scripts: scales,
 flip, CRF, ...) is printed with the numbers and stored in the JSON output."""
-import argparse
 import json
 import os
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from tool import metrics
 from tool.cam import cam_foreground, threshold_foreground
-from tool.cli import progress, run_main
+from tool.cli import ArgumentParser, progress, run_main
 from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, load_cam_dict, load_json, \
     read_label_png, save_json
 from tool.voc import VOC_CLASSES, find_label, read_image_list, voc_dirs
@@ -153,7 +152,7 @@ def format_result(result):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--list", required=True,
                    help="image list: bare ids or psa lines '/JPEGImages/<id>.jpg ...'")
     gt = p.add_mutually_exclusive_group(required=True)

@@ -14,14 +14,14 @@ import argparse
 import os
 
 from tool import auxsegnet, dist
-from tool.cli import add_device_arg, add_network_arg, progress, run_main
+from tool.cli import ArgumentParser, add_device_arg, add_network_arg, progress, run_main
 from tool.crf import map_with_workers
 from tool.io import InputError, output_done, read_image, read_saliency
 from tool.voc import find_image, find_label, get_image_label, load_cls_labels, read_image_list
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--img_path", required=True, help="images <id>.jpg")

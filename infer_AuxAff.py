@@ -15,7 +15,7 @@ import argparse
 import os
 
 from tool import auxsegnet, dist
-from tool.cli import add_device_arg, add_network_arg, progress, run_main
+from tool.cli import ArgumentParser, add_device_arg, add_network_arg, progress, run_main
 from tool.io import SETTINGS_FILE, output_done, read_image, save_json, save_label_png, save_rgb
 from tool.seg_infer import SINGLE_SCALE, inference_settings
 from tool.visualize import label_overlay
@@ -34,7 +34,7 @@ def str2bool(text):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")

@@ -11,7 +11,7 @@ import os
 from network import resnet38_aff
 from tool import random_walk as rw
 from tool.checkpoint import load_weights
-from tool.cli import add_device_arg, progress, resolve_device, run_main
+from tool.cli import ArgumentParser, add_device_arg, progress, resolve_device, run_main
 from tool.dist import add_shard_arg
 from tool.io import SETTINGS_FILE, InputError, load_cam_dict, output_done, read_image, \
     save_json, save_label_png, save_rgb
@@ -23,7 +23,7 @@ MIN_WIDTH = rw.OUTPUT_STRIDE * (2 * rw.PAIR_RADIUS - 2) + 1  # 65 px: a 9-wide f
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     add_infer_data_args(data, "psa cls_labels.npy, to check the CAM dicts' classes")

@@ -23,12 +23,12 @@ from split_img import (add_environment_args, add_model_args, heatmap_paths, load
                        save_class_heatmaps, write_settings)
 from tool import cam as camlib
 from tool import infercam
-from tool.cli import positive_int, progress, resolve_device, run_main
+from tool.cli import ArgumentParser, positive_int, progress, resolve_device, run_main
 from tool.io import InputError, output_done, read_image, save_npy
 from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     add_infer_data_args(data, list_default=infercam.RELEASED_INFER_LIST, root_required=False)

@@ -14,7 +14,7 @@ import os
 
 from network.deeplab_largefov import NUM_SEG_CLASSES
 from tool import checkpoint, dist
-from tool.cli import add_device_arg, progress, run_main
+from tool.cli import ArgumentParser, add_device_arg, progress, run_main
 from tool.io import (SETTINGS_FILE, InputError, output_done, read_image, save_json, save_label_png,
                      save_rgb)
 from tool.seg_infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings,
@@ -25,7 +25,7 @@ from train_seg import MODELS, build_model
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=sorted(MODELS), default="deeplabv2")
     p.add_argument("--weights", required=True, help="state dict written by train_seg.py")

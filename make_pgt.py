@@ -2,13 +2,12 @@
 CAMs (psa-format .npy dicts {class: HxW}) with an off-the-shelf saliency map
 (8-bit PNG of the image's size), written as VOC-palette PNGs (0 background, c+1 class c,
 255 not sure). AuxSegNet `fusion_cam`: object where saliency > 0.06 and max CAM > 0.2."""
-import argparse
 import functools
 import os
 
 import numpy as np
 
-from tool.cli import progress, run_main
+from tool.cli import ArgumentParser, progress, run_main
 from tool.crf import map_with_workers
 from tool.fusion import CAM_THRESHOLD, SAL_THRESHOLD, fuse_cam_saliency
 from tool.io import (IGNORE_LABEL, InputError, cam_dict_to_array, load_cam_dict, output_done,
@@ -17,7 +16,7 @@ from tool.voc import NUM_CLASSES, get_image_label, load_cls_labels, read_image_l
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--list", required=True, help="image ids (bare or psa pair lines)")
     p.add_argument("--cam_dir", required=True, help="CAM dicts <id>.npy (infer_cls.py --out_cam)")
     p.add_argument("--sal_dir", required=True, help="saliency maps <id>.png, 8-bit, image size")

@@ -18,7 +18,7 @@ import sys
 import time
 
 
-from tool.cli import run_main
+from tool.cli import ArgumentParser, run_main
 from tool.io import load_cam_dict, load_json, read_image, read_label_png, save_rgb, save_text
 from tool.visualize import cam_dict_overlay, colorize_label, image_grid
 from tool.voc import find_image, find_label, read_image_list
@@ -52,7 +52,7 @@ PICTURE_IMAGES = 4
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", choices=sorted(PROFILES), default="demo")
     p.add_argument("--out", default="demo_out", help="all stage folders go here")

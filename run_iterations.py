@@ -22,7 +22,7 @@ import shlex
 import gen_pgt
 import train_AuxAff
 from eval_seg import evaluate_folder
-from tool.cli import add_device_arg, run_main
+from tool.cli import ArgumentParser, add_device_arg, run_main
 from tool.io import save_json
 from tool.voc import read_image_list
 
@@ -30,7 +30,7 @@ DONE_FILE = "done.json"
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--rounds", type=int, default=3, help="train -> gen_pgt rounds")
     p.add_argument("--work_dir", required=True, help="one round_<k>/ folder per round")

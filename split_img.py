@@ -18,7 +18,7 @@ from network import resnet38_cls
 from tool import cam as camlib
 from tool import infercam
 from tool.checkpoint import load_weights
-from tool.cli import add_device_arg, progress, resolve_device, run_main
+from tool.cli import ArgumentParser, add_device_arg, progress, resolve_device, run_main
 from tool.dist import add_shard_arg
 from tool.io import SETTINGS_FILE, InputError, output_done, read_image, save_json, save_npy
 from tool.visualize import save_cam_overlay
@@ -43,7 +43,7 @@ def add_environment_args(group):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_infer_data_args(p.add_argument_group("data"), list_default=infercam.RELEASED_INFER_LIST)
     add_model_args(p.add_argument_group("model"))

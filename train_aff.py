@@ -12,7 +12,7 @@ import torch
 from network import resnet38_aff
 from tool.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
 from tool.checkpoint import load_weights
-from tool.cli import run_main
+from tool.cli import ArgumentParser, positive_float, positive_int, run_main
 from tool.dist import cleanup, init_distributed, is_main_process
 from tool.psa_train import add_psa_training_args, train_psa, weights_path
 from tool.random_walk import PAIR_RADIUS
@@ -22,7 +22,7 @@ MIN_CROP = 8 * (2 * PAIR_RADIUS - 2) + 1  # the pairs need a 9-wide feature map
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
@@ -31,7 +31,7 @@ def build_parser():
                       help="low-alpha CRF dicts of infer_cls.py --out_la_crf")
     data.add_argument("--ha_crf_dir", required=True,
                       help="high-alpha CRF dicts of infer_cls.py --out_ha_crf")
-    data.add_argument("--crop_size", type=int, default=CROP_SIZE, help="psa README: 448")
+    data.add_argument("--crop_size", type=positive_int, default=CROP_SIZE, help="psa README: 448")
     model = p.add_argument_group("model")
     model.add_argument("--weights", default=None,
                        help="initial weights, loaded non-strictly as psa: ImageNet ResNet-38 "
@@ -39,7 +39,8 @@ def build_parser():
                             "random init")
     model.add_argument("--network", default="network.resnet38_aff",
                        help="accepted for psa compatibility; only network.resnet38_aff exists")
-    model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    model.add_argument("--width", type=positive_float, default=1.0,
+                       help="channel multiplier (1.0 = paper)")
     model.add_argument("--train_bn", action="store_true",
                        help="update BatchNorm statistics from batches (for a trunk trained "
                             "from scratch; psa keeps them frozen at the ImageNet values)")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from network import resnet38_cls
 from tool.checkpoint import load_weights
-from tool.cli import run_main
+from tool.cli import ArgumentParser, ordered_pair, positive_float, positive_int, run_main
 from tool.cls_data import CROP_SIZE, RESIZE_LONG, ClassifierAugment, classifier_loader
 from tool.dist import cleanup, init_distributed, is_main_process
 from tool.psa_train import add_psa_training_args, train_psa, weights_path
@@ -19,22 +19,23 @@ from tool.voc import load_cls_labels, read_image_list
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
     data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
     data.add_argument("--cls_labels", default=None,
                       help="psa cls_labels.npy (default: <voc12_root>/cls_labels.npy)")
-    data.add_argument("--crop_size", type=int, default=CROP_SIZE, help="psa: 448")
-    data.add_argument("--resize_long", type=int, nargs=2, default=list(RESIZE_LONG),
+    data.add_argument("--crop_size", type=positive_int, default=CROP_SIZE, help="psa: 448")
+    data.add_argument("--resize_long", type=positive_int, nargs=2, default=list(RESIZE_LONG),
                       help="psa: random long side in [256, 512]")
     model = p.add_argument_group("model")
     model.add_argument("--weights", default=None,
                        help="initial weights: ImageNet ResNet-38 (MXNet .params or .pth) or "
                             "a classifier checkpoint; none = random init")
     model.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
-    model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    model.add_argument("--width", type=positive_float, default=1.0,
+                       help="channel multiplier (1.0 = paper)")
     model.add_argument("--train_bn", action="store_true",
                        help="update BatchNorm statistics from batches (for training from "
                             "scratch; the papers keep them frozen at the ImageNet values)")
@@ -56,7 +57,9 @@ def multilabel_loss(scores, targets):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ordered_pair(parser, "--resize_long", args.resize_long)
     dist = init_distributed(args.device)
     torch.manual_seed(args.seed + dist.rank)
     labels_path = args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")

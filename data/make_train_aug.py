@@ -7,7 +7,6 @@ wherever VOC has one).
         --sbd_root benchmark_RELEASE --out train_aug.txt \
         --label_dir VOCdevkit/VOC2012/SegmentationClassAug
 """
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import scipy.io
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_train_aug.py`
 
-from tool.cli import progress, run_main  # noqa: E402
+from tool.cli import ArgumentParser, progress, run_main  # noqa: E402
 from tool.io import (InputError, output_done, read_label_png, save_label_png,  # noqa: E402
                      save_text)
 from tool.voc import NUM_CLASSES, find_label, read_image_list  # noqa: E402
@@ -87,7 +86,7 @@ def write_aug_labels(label_dir, sbd_ids, sbd_cls_dir, voc_ids, voc_label_dir, ov
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--voc12_root", required=True,
                         help="VOC2012 folder (ImageSets/Segmentation/{train,val}.txt)")
     parser.add_argument("--sbd_root", required=True,

@@ -192,8 +192,7 @@ def test_save_checkpoint_is_plain_cpu_and_atomic(tmp_path, cls_state, monkeypatc
     assert list(torch.load(path, weights_only=True)) == list(cls_state)
 
     def save_half_then_fail(obj, f):
-        with open(f, "wb") as out:
-            out.write(b"partial")
+        f.write(b"partial")  # save_checkpoint hands torch.save an open temporary file
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(torch, "save", save_half_then_fail)

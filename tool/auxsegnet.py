@@ -1,6 +1,7 @@
 """The logic behind AuxSegNet's stage scripts (released `train_AuxAff.py`, `gen_pgt.py`,
 `infer_AuxAff.py`): the training batches and loss, the pseudo-label update and the
 segmentation prediction. Scripts only parse arguments and loop."""
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ from torch.utils.data import Dataset
 from network.AuxSegNet import SegNet, propagate
 from network.resnet38d import normalize_image
 from tool import checkpoint, transforms
+from tool.batch_plan import StepPlan
 from tool.cam import normalize_cam
 from tool.crf import crf_for_sal
 from tool.fusion import fuse_cam_saliency
@@ -60,30 +62,17 @@ def augment(rgb, seg, sal, scale, rng, crop_size, label_pad=LABEL_PAD):
     return img, seg.astype(np.int64), sal
 
 
-class BatchPlan:
+class BatchPlan(StepPlan):
     """Every batch of a run from global step `start` to `stop` (epochs of
     `epoch_batches` back to back), as a DataLoader `batch_sampler`: the position in the
     run is the global step alone, so a resumed run sees the batches it would have seen."""
 
     def __init__(self, num_images, batch_size, start, stop, seed=0, rank=0, world_size=1):
-        self.per_epoch = num_images // batch_size
-        if self.per_epoch < 1:
+        if num_images < batch_size:
             raise ValueError(f"{num_images} images make no batch of {batch_size}")
-        self.args = (num_images, batch_size)
-        self.start, self.stop = start, stop
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-
-    def __len__(self):
-        return max(0, self.stop - self.start)
-
-    def __iter__(self):
-        batches, current = None, None
-        for step in range(self.start, self.stop):
-            epoch, index = divmod(step, self.per_epoch)
-            if epoch != current:
-                batches = epoch_batches(*self.args, epoch, self.seed, self.rank, self.world_size)
-                current = epoch
-            yield batches[index]
+        super().__init__(functools.partial(epoch_batches, num_images, batch_size, seed=seed,
+                                           rank=rank, world_size=world_size),
+                         num_images // batch_size, start, stop)
 
 
 class AuxTrainDataset(Dataset):
@@ -140,14 +129,6 @@ def training_loss(outputs, batch, weights=LossWeights()):
               "init_seg": weights.seg, "refined_seg": weights.seg}
     total = sum(factor[k] * v for k, v in terms.items())
     return total, {k: float(v.detach()) for k, v in terms.items()}
-
-
-def worker_input_error(exc):
-    """A DataLoader worker's InputError re-raised by the loader carries the worker's
-    whole traceback; keep its one-line message."""
-    last = str(exc).strip().splitlines()[-1]
-    prefix = f"{InputError.__module__}.{InputError.__name__}: "
-    return InputError(last[len(prefix):] if last.startswith(prefix) else last)
 
 
 def to_device(batch, device):

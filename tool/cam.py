@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from network.resnet38d import normalize_image
+from tool.io import InputError
 
 CAM_SCALES = (1.0, 0.5, 1.5, 2.0)  # psa infer_cls.py
 CAM_NORM_EPS = 1e-5  # added to each class's spatial max before dividing
@@ -17,6 +18,15 @@ LABEL_PRESENT = 1e-5  # a class is in the image label when its entry exceeds thi
 def scaled_size(height, width, scale):
     """(h, w) of an image resized by `scale`, with Python's ties-to-even round as psa."""
     return round(height * scale), round(width * scale)
+
+
+def check_scales(path, shape, scales):
+    """InputError naming the image when one of `scales` resizes it to nothing."""
+    height, width = shape[:2]
+    empty = [s for s in scales if min(scaled_size(height, width, s)) < 1]
+    if empty:
+        raise InputError(f"{path}: image is {height}x{width}, empty at scale {empty[0]:g}; "
+                         "use larger --scales or a larger image")
 
 
 def scaled_inputs(rgb, scales=CAM_SCALES):

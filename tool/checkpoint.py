@@ -10,7 +10,7 @@ import struct
 import torch
 import torch.nn as nn
 
-from tool.io import InputError, atomic_path
+from tool.io import InputError, RunError, atomic_path
 from tool.mxnet_params import LIST_MAGIC, read_mxnet_params, resnet38_state_dict_from_mxnet
 
 DDP_PREFIX = "module."
@@ -80,7 +80,16 @@ def state_dict_of(obj, path):
         if not isinstance(key, str) or not torch.is_tensor(value):
             raise InputError(f"{path}: not a state dict (entry {key!r} is a "
                              f"{type(value).__name__}, not a tensor)")
+    bad = first_non_finite(obj)
+    if bad is not None:
+        raise InputError(f"{path}: checkpoint holds NaN/Inf values ({bad}); it is not usable")
     return strip_ddp_prefix(obj)
+
+
+def first_non_finite(state):
+    """The first key of a state dict whose floating-point tensor has a NaN/Inf, or None."""
+    return next((key for key, value in state.items()
+                 if value.is_floating_point() and not torch.isfinite(value).all()), None)
 
 
 def read_checkpoint(path):
@@ -89,7 +98,7 @@ def read_checkpoint(path):
     path = os.fspath(path)
     if os.path.isfile(path) and is_mxnet_params(path):
         params = resnet38_state_dict_from_mxnet(read_mxnet_params(path), source=path)
-        return {k: torch.from_numpy(v) for k, v in params.items()}
+        return state_dict_of({k: torch.from_numpy(v) for k, v in params.items()}, path)
     return state_dict_of(_torch_load(path), path)
 
 
@@ -188,10 +197,25 @@ def cpu_state_dict(net_or_state):
     return {k: v.detach().cpu() for k, v in strip_ddp_prefix(state).items()}
 
 
+def _save(path, obj, weights):
+    """torch.save atomically, through a file object: the archive inside the zip is then
+    always named "archive" (a file name would put the temporary name there), so identical
+    contents give identical bytes. Non-finite `weights` are never written: RunError, and
+    the file at `path` keeps what it held."""
+    bad = first_non_finite(weights)
+    if bad is not None:
+        raise RunError(f"{path}: not saved, the weights hold NaN/Inf values ({bad}); the "
+                       "training diverged (lower --lr?) and the file keeps its last finite "
+                       "weights")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+
 def save_checkpoint(path, state_dict):
     """Save a plain CPU state dict (or a network's) atomically with torch.save."""
-    with atomic_path(path) as tmp:
-        torch.save(cpu_state_dict(state_dict), tmp)
+    state = cpu_state_dict(state_dict)
+    _save(path, state, state)
 
 
 def save_training_state(path, model, optimizer, epoch, step, **extra):
@@ -199,8 +223,19 @@ def save_training_state(path, model, optimizer, epoch, step, **extra):
     the epoch and step reached, and `extra` (plain Python values or tensors)."""
     state = {"model": cpu_state_dict(model), "optimizer": optimizer.state_dict(),
              "epoch": int(epoch), "step": int(step), "extra": extra}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    _save(path, state, state["model"])
+
+
+def existing_training_state(path, stage):
+    """`path` when a training state is saved there; None (said on stdout) when there is
+    none yet, so that --resume on a first run starts fresh."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    if os.path.exists(path):
+        raise InputError(f"{path}: --resume: not a training state file")
+    print(f"{stage}: --resume: no training state at {path} yet, starting fresh", flush=True)
+    return None
 
 
 def load_training_state(path, model, optimizer):

@@ -1,12 +1,23 @@
 """What every stage script shares: the --device flag, the one-line error exit,
 and the progress bar."""
 import argparse
+import math
 import sys
 
 import torch
 from tqdm import tqdm
 
-from tool.io import InputError
+from tool.io import InputError, RunError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse.ArgumentParser whose errors are one line on stderr ("<prog>: error:
+    <what is wrong with which flag>", exit code 2), like every other bad input; the usage
+    stays with --help."""
+
+    def error(self, message):
+        close_progress_bars()
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def add_device_arg(parser, gpu_id=False):
@@ -46,6 +57,38 @@ def nonnegative_int(text):
     return _int_at_least(text, 0)
 
 
+def _finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number above 0 (scales, widths, learning rates)."""
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
+    return value
+
+
+def nonnegative_float(text):
+    """argparse type: a finite number of at least 0 (weight decay, momentum, weights)."""
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
+    return value
+
+
+def ordered_pair(parser, flag, pair):
+    """parser.error unless the two values of a MIN MAX flag are in order."""
+    if pair[0] > pair[1]:
+        parser.error(f"{flag}: MIN {pair[0]} is above MAX {pair[1]}")
+
+
 def resolve_device(name="auto", gpu_id=None):
     """--device (and --gpu_id) as a torch.device: auto is CUDA when available, else CPU;
     a CUDA device is cuda:<gpu_id> when --gpu_id is given."""
@@ -69,10 +112,23 @@ def progress(iterable, desc, total=None, disable=False):
                 file=sys.stderr)
 
 
+def close_progress_bars():
+    """End the progress bars an error left open, so that its line starts a line."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def run_main(main, argv=None):
-    """Run a stage's main(); bad input ends with one line on stderr and exit code 2."""
+    """Run a stage's main(). Bad input (InputError, raised here, in a DataLoader worker or
+    in a process pool) ends with one line on stderr and exit code 2; a run that cannot go
+    on (RunError) with one line and exit code 1."""
     try:
         return main(argv)
     except InputError as exc:
+        close_progress_bars()
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except RunError as exc:
+        close_progress_bars()
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -2,6 +2,7 @@
 maps, CAM dicts. Every writer is atomic (temporary name, then rename), and every
 reader raises `InputError` with one line naming the file and what is wrong."""
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -10,13 +11,38 @@ import numpy as np
 from PIL import Image
 
 IGNORE_LABEL = 255
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 SETTINGS_FILE = "settings.json"  # what made an inference folder; eval_seg.py echoes it
+WORKER_TRACEBACK = "\nOriginal Traceback"  # torch's re-raise of a DataLoader worker's error
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
 class InputError(ValueError):
-    """Bad user input: the message is one line that names the file and the fault."""
+    """Bad user input: the message is one line that names the file and the fault.
+
+    Raised inside a DataLoader worker, it comes back re-created from the worker's whole
+    traceback ("Caught InputError in DataLoader worker process 0. Original Traceback ...
+    tool.io.InputError: <line>"); the constructor keeps the original line, so the error
+    reads the same from a worker as from the main process (a process pool re-raises the
+    pickled error itself)."""
+
+    def __init__(self, message):
+        super().__init__(self._original_line(str(message)))
+
+    @classmethod
+    def _original_line(cls, message):
+        if WORKER_TRACEBACK not in message:
+            return message
+        last = message.rstrip().splitlines()[-1]
+        prefix = f"{cls.__module__}.{cls.__qualname__}: "
+        return last[len(prefix):] if last.startswith(prefix) else last
+
+
+class RunError(RuntimeError):
+    """A run that cannot go on through no fault of the input (e.g. training diverged):
+    one line naming what happened, exit code 1 (tool.cli.run_main)."""
 
 
 def voc_palette(n=256):
@@ -37,14 +63,52 @@ def voc_palette(n=256):
 VOC_PALETTE = voc_palette()
 
 
+def _nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def check_output_folder(folder, what="output folder"):
+    """InputError naming `folder` (and `what` it is, e.g. the flag) unless it is a folder,
+    or can be made one, that this process may write in. Creates nothing."""
+    folder = os.fspath(folder)
+    base = _nearest_existing(folder)
+    if not os.path.isdir(base):
+        where = "is a file" if base == os.path.abspath(folder) else f"lies under the file {base}"
+        raise InputError(f"{folder}: {what} {where}, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InputError(f"{folder}: {what} is not writable ({base} is read-only)")
+
+
+def check_output_file(path, what="output file"):
+    """InputError naming `path` unless a file can be written there: not a folder, and
+    its folder exists or can be made, writable. Creates nothing."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise InputError(f"{path}: {what} is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    base = _nearest_existing(folder)
+    if not os.path.isdir(base):
+        raise InputError(f"{path}: {what} lies under the file {base}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: {what} is not writable ({base} is read-only)")
+
+
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it onto `path` only on success."""
+    """Yield a temporary path beside `path`; rename it onto `path` only on success. A
+    place that cannot take the file (a folder, under a file, read-only) is an InputError."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
+    check_output_file(path)
     base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from None
     os.close(fd)
     try:
         yield tmp
@@ -80,11 +144,29 @@ def save_text(path, text):
             f.write(text)
 
 
+def finite_json(obj):
+    """`obj` with every NaN/Inf float replaced by None, so that it is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def json_line(obj):
+    """One line of strict JSON (log lines): non-finite numbers become null."""
+    return json.dumps(finite_json(obj), allow_nan=False)
+
+
 def save_json(path, obj, sort_keys=False):
-    """A JSON file (settings.json of inference folders, evaluation results, logs)."""
+    """A strict JSON file (settings.json of inference folders, evaluation results, logs):
+    non-finite numbers are written as null, never as the NaN/Infinity tokens that strict
+    parsers reject."""
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=sort_keys)
+            json.dump(finite_json(obj), f, indent=1, sort_keys=sort_keys, allow_nan=False)
 
 
 def load_json(path, what):
@@ -123,9 +205,23 @@ def _open(path, what):
     return img
 
 
+def _is_16bit(img):
+    """A 16-bit greyscale image (PIL opens 16-bit colour PNGs as 8-bit RGB itself)."""
+    return img.mode in SIXTEEN_BIT_MODES or (img.mode == "I" and img.format == "PNG")
+
+
 def read_image(path):
-    """RGB uint8 array (H, W, 3)."""
-    return np.asarray(_open(path, "image").convert("RGB"))
+    """RGB uint8 array (H, W, 3) from any 8-bit image. A 16-bit image is converted, not
+    clipped: its high byte is kept (as PIL does for 16-bit colour PNGs); other modes
+    (32-bit integer, float) are refused."""
+    img = _open(path, "image")
+    if _is_16bit(img):
+        grey = (np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode not in EIGHT_BIT_MODES:
+        raise InputError(f"{path}: image has mode {img.mode}; images must be 8-bit "
+                         "(RGB, grey or palette) or 16-bit")
+    return np.asarray(img.convert("RGB"))
 
 
 def read_label_png(path, num_classes=21, shape=None):
@@ -144,8 +240,13 @@ def read_label_png(path, num_classes=21, shape=None):
 
 
 def read_saliency(path, shape=None):
-    """Saliency map as float in [0, 1] (H, W) from an 8-bit PNG/JPG."""
+    """Saliency map as float in [0, 1] (H, W) from an 8-bit PNG/JPG (grey, or colour
+    taken as its luminance); a 16-bit or float map is refused, not clipped."""
     img = _open(path, "saliency map")
+    if img.mode not in EIGHT_BIT_MODES:
+        raise InputError(f"{path}: saliency map has mode {img.mode}"
+                         f"{' (16-bit)' if _is_16bit(img) else ''}; saliency maps are 8-bit "
+                         "(0..255)")
     sal = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
     _check_shape(path, "saliency map", sal.shape, shape)
     return sal
@@ -176,7 +277,18 @@ def load_cam_dict(path, label=None):
         if extra:
             raise InputError(f"{path}: CAM dict has class {extra[0]} that is not in the image label "
                              f"(label classes {sorted(present)})")
-    return {int(k): np.asarray(v) for k, v in cams.items()}
+        missing = sorted(present - set(int(k) for k in cams))
+        if missing:
+            raise InputError(f"{path}: CAM dict lacks class {missing[0]} of the image label "
+                             f"(label classes {sorted(present)}, dict classes "
+                             f"{sorted(int(k) for k in cams)})")
+    cams = {int(k): np.asarray(v) for k, v in cams.items()}
+    for key, value in cams.items():
+        if value.dtype.kind not in "fiub":
+            raise InputError(f"{path}: map of key {key} is not numeric (dtype {value.dtype})")
+        if not np.isfinite(value).all():
+            raise InputError(f"{path}: map of key {key} has NaN/Inf values")
+    return cams
 
 
 def cam_dict_to_array(cams, num_classes, shape):
@@ -190,3 +302,38 @@ def cam_dict_to_array(cams, num_classes, shape):
 def output_done(path, overwrite):
     """True when a stage may skip this output (it exists and --overwrite was not given)."""
     return not overwrite and os.path.exists(path)
+
+
+def _settings_difference(recorded, wanted):
+    """The first setting (in `wanted`'s order) whose value differs, or None."""
+    missing = object()
+    for key in list(wanted) + [k for k in recorded if k not in wanted]:
+        if recorded.get(key, missing) != wanted.get(key, missing):
+            return key
+    return None
+
+
+def claim_output_folders(outputs, overwrite):
+    """Make the output folders of a run its own. `outputs`: (what, folder, settings)
+    triples, `what` naming the folder (its flag), folder None when not asked for, settings
+    a JSON-ready dict of what decides the folder's content. Every folder must be writable;
+    one whose settings.json says an earlier run wrote it with other settings is refused
+    with one line naming the setting, unless `overwrite` (this run then redoes its images).
+    All folders are checked before settings.json is written into any of them."""
+    outputs = [(what, os.fspath(folder), json.loads(json_line(settings)))
+               for what, folder, settings in outputs if folder]
+    for what, folder, settings in outputs:
+        check_output_folder(folder, what)
+        path = os.path.join(folder, SETTINGS_FILE)
+        if overwrite or not os.path.isfile(path):
+            continue
+        recorded = load_json(path, "settings file")
+        key = _settings_difference(recorded if isinstance(recorded, dict) else {}, settings)
+        if key is not None:
+            def shown(record):
+                return json.dumps(record[key]) if key in record else "(not set)"
+            raise InputError(f"{path}: {what} was written with {key} {shown(recorded)}, this "
+                             f"run has {key} {shown(settings)}; give --overwrite to redo the "
+                             "folder, or another folder")
+    for _, folder, settings in outputs:
+        save_json(os.path.join(folder, SETTINGS_FILE), settings)

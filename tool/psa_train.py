@@ -3,12 +3,16 @@ and environment flags, and the epoch loop (PolyOptimizer over psa_param_groups, 
 DistributedDataParallel, progress bar, a checkpoint and training state every epoch)."""
 import os
 
+import numpy as np
+import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from tool.checkpoint import load_training_state, save_checkpoint, save_training_state
-from tool.cli import add_device_arg, progress
+from tool.checkpoint import (existing_training_state, load_training_state, save_checkpoint,
+                             save_training_state)
+from tool.cli import (add_device_arg, nonnegative_float, nonnegative_int, positive_float,
+                      positive_int, progress)
 from tool.dist import is_main_process
-from tool.io import InputError
+from tool.io import InputError, check_output_file
 from tool.optim import PolyOptimizer, psa_param_groups
 
 
@@ -16,25 +20,27 @@ def add_psa_training_args(parser, batch_size, max_epoches, session_name):
     """The "optimisation", "output" and "environment" groups; only the defaults (which are
     also psa's values, shown in the help) differ between the two stages."""
     optim = parser.add_argument_group("optimisation (psa defaults)")
-    optim.add_argument("--batch_size", type=int, default=batch_size,
+    optim.add_argument("--batch_size", type=positive_int, default=batch_size,
                        help=f"psa: {batch_size} (per process)")
-    optim.add_argument("--max_epoches", type=int, default=max_epoches,
+    optim.add_argument("--max_epoches", type=positive_int, default=max_epoches,
                        help=f"psa: {max_epoches}")
-    optim.add_argument("--lr", type=float, default=0.1, help="psa: 0.1")
-    optim.add_argument("--wt_dec", type=float, default=5e-4, help="psa: 5e-4")
-    optim.add_argument("--momentum", type=float, default=None,
+    optim.add_argument("--lr", type=positive_float, default=0.1, help="psa: 0.1")
+    optim.add_argument("--wt_dec", type=nonnegative_float, default=5e-4, help="psa: 5e-4")
+    optim.add_argument("--momentum", type=nonnegative_float, default=None,
                        help="ordinary SGD momentum; default: psa's effective optimiser, whose "
                             "momentum is the wt_dec value (see README)")
-    optim.add_argument("--max_iters", type=int, default=None,
+    optim.add_argument("--max_iters", type=positive_int, default=None,
                        help="stop after this many steps (smoke runs)")
     out = parser.add_argument_group("output")
     out.add_argument("--session_name", default=session_name)
     out.add_argument("--save_dir", default=".")
     out.add_argument("--resume", action="store_true",
-                     help="continue from <session_name>_state.pth")
+                     help="continue from <session_name>_state.pth (from the start of the "
+                          "epoch it was saved after); when none is saved yet, start fresh")
     env = parser.add_argument_group("environment")
     add_device_arg(env)
-    env.add_argument("--num_workers", type=int, default=2, help="DataLoader processes")
+    env.add_argument("--num_workers", type=nonnegative_int, default=2,
+                     help="DataLoader processes")
     env.add_argument("--seed", type=int, default=0)
 
 
@@ -48,6 +54,13 @@ def state_path(args):
     return os.path.join(args.save_dir, f"{args.session_name}_state.pth")
 
 
+def epoch_seed(seed, epoch, rank):
+    """The torch seed every epoch starts from (dropout, the loader's worker seeds, the
+    main-process augmentation): a function of (--seed, epoch, rank) alone, so a run resumed
+    from an epoch's saved state trains that epoch exactly as an uninterrupted run."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
 def train_psa(net, loader, args, dist, loss_fn, stage_name):
     """Train `net` (already on dist.device) for args.max_epoches epochs of `loader`, which
     yields (inputs, targets) and has a DistributedSampler.
@@ -58,6 +71,8 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
     the saved epoch, --max_iters stops early. Returns (steps done, running losses by name:
     "loss" then the parts; empty when no step ran). InputError when the training list is
     shorter than one batch per process."""
+    for path in (weights_path(args), state_path(args)):
+        check_output_file(path, "--save_dir/--session_name")
     if len(loader) == 0:
         raise InputError(f"{args.train_list}: {len(loader.dataset)} images are fewer than one "
                          f"batch of {args.batch_size} per process")
@@ -66,7 +81,7 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
                               lr=args.lr, weight_decay=args.wt_dec, max_step=max_step,
                               momentum=args.momentum)
     start_epoch = 0
-    if args.resume and os.path.exists(state_path(args)):
+    if args.resume and existing_training_state(state_path(args), stage_name):
         start_epoch = load_training_state(state_path(args), net, optimizer)["epoch"]
     model = DistributedDataParallel(net) if dist.distributed else net
     model.train()
@@ -78,6 +93,7 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
     running = {}
     for epoch in range(start_epoch, args.max_epoches):
         loader.sampler.set_epoch(epoch)
+        torch.manual_seed(epoch_seed(args.seed, epoch, dist.rank))
         bar = progress(loader, f"{stage_name} epoch {epoch + 1}/{args.max_epoches}",
                        disable=not is_main_process())
         for inputs, targets in bar:
