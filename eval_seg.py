@@ -15,8 +15,8 @@ import numpy as np
 from tool import metrics
 from tool.cam import cam_foreground, threshold_foreground
 from tool.cli import ArgumentParser, progress, run_main
-from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, load_cam_dict, load_json, \
-    read_label_png, save_json
+from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, check_output_file, \
+    load_cam_dict, load_json, read_label_png, save_json
 from tool.voc import VOC_CLASSES, find_label, read_image_list, voc_dirs
 
 PRED_EXTENSION = {"png": ".png", "cam": ".npy", "crf": ".npy"}
@@ -187,6 +187,8 @@ def resolve_gt_dir(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.json_out:
+        check_output_file(args.json_out, "--json_out")
     thresholds = None
     if args.sweep is not None:
         thresholds = args.sweep or list(SWEEP_THRESHOLDS)

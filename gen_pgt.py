@@ -14,9 +14,10 @@ import argparse
 import os
 
 from tool import auxsegnet, dist
-from tool.cli import ArgumentParser, add_device_arg, add_network_arg, progress, run_main
+from tool.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_int,
+                      positive_float, progress, run_main)
 from tool.crf import map_with_workers
-from tool.io import InputError, output_done, read_image, read_saliency
+from tool.io import InputError, claim_output_folders, output_done, read_image, read_saliency
 from tool.voc import find_image, find_label, get_image_label, load_cls_labels, read_image_list
 
 
@@ -35,10 +36,10 @@ def build_parser():
     p.add_argument("--cls_labels", default="voc12/cls_labels.npy",
                    help="psa image-label dict (released code reads voc12/cls_labels.npy)")
     p.add_argument("--num_classes", type=int, default=21, help="including background")
-    p.add_argument("--width", type=float, default=None,
+    p.add_argument("--width", type=positive_float, default=None,
                    help="channel width of the weights (default: read from the checkpoint)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="processes for the saliency CRF and fusion (1: inline)")
+    p.add_argument("--workers", type=nonnegative_int, default=1,
+                   help="processes for the saliency CRF and fusion (0 or 1: inline)")
     p.add_argument("--overwrite", action="store_true", help="redo images already written")
     add_network_arg(p, "AuxSegNet")
     dist.add_shard_arg(p)
@@ -71,6 +72,9 @@ def main(argv=None):
     todo = [i for i in ids
             if not all(output_done(p, args.overwrite) for p in output_paths(i, args))]
     net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
+    settings = {"stage": "gen_pgt", "weights": args.weights, "SALpath": args.SALpath}
+    claim_output_folders([("--seg_pgt_path", args.seg_pgt_path, settings),
+                          ("--sal_pgt_path", args.sal_pgt_path, settings)], args.overwrite)
     items = work_items(net, todo, args, labels, device)
     written = 0
     for _ in progress(map_with_workers(auxsegnet.write_updated_labels, items, args.workers),

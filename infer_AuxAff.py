@@ -15,8 +15,9 @@ import argparse
 import os
 
 from tool import auxsegnet, dist
-from tool.cli import ArgumentParser, add_device_arg, add_network_arg, progress, run_main
-from tool.io import SETTINGS_FILE, output_done, read_image, save_json, save_label_png, save_rgb
+from tool.cli import (ArgumentParser, add_device_arg, add_network_arg, positive_float, progress,
+                      run_main)
+from tool.io import claim_output_folders, output_done, read_image, save_label_png, save_rgb
 from tool.seg_infer import SINGLE_SCALE, inference_settings
 from tool.visualize import label_overlay
 from tool.voc import find_image, read_image_list
@@ -42,12 +43,12 @@ def build_parser():
     p.add_argument("--list_path", default="voc12/val_id.txt",
                    help="image ids (released default: VOC val)")
     p.add_argument("--num_classes", type=int, default=21, help="including background")
-    p.add_argument("--width", type=float, default=None,
+    p.add_argument("--width", type=positive_float, default=None,
                    help="channel width of the weights (default: read from the checkpoint)")
     p.add_argument("--use_crf", nargs="?", const=True, default=False, type=str2bool,
                    help="dense CRF (AuxSegNet inference parameters); released form "
                         "'--use_crf True' works too")
-    p.add_argument("--scales", type=float, nargs="+", default=list(SINGLE_SCALE),
+    p.add_argument("--scales", type=positive_float, nargs="+", default=list(SINGLE_SCALE),
                    help="input scales, probabilities averaged (released: 1.0; the paper's "
                         "multi-scale test: 1.0 0.5 1.5 2.0)")
     p.add_argument("--flip", action="store_true",
@@ -60,11 +61,13 @@ def build_parser():
     return p
 
 
-def write_settings(args):
+def claim_outputs(args):
+    """Check the output folders and record the settings that write them (settings.json)."""
     settings = inference_settings("AuxSegNet", args.weights, args.scales, args.flip,
                                   "inf" if args.use_crf else None)
     settings["stage"] = "infer_AuxAff"
-    save_json(os.path.join(args.save_path, SETTINGS_FILE), settings)
+    claim_output_folders([("--save_path", args.save_path, settings),
+                          ("--out_overlay", args.out_overlay, settings)], args.overwrite)
 
 
 def main(argv=None):
@@ -72,8 +75,7 @@ def main(argv=None):
     device = dist.rank_device(args.device, args.gpu_id)
     ids = dist.shard_ids(read_image_list(args.list_path), args)
     net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
-    if dist.is_main_process():
-        write_settings(args)
+    claim_outputs(args)
     todo = [i for i in ids
             if not output_done(os.path.join(args.save_path, i + ".png"), args.overwrite)]
     for img_id in progress(todo, "infer_AuxAff"):

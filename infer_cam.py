@@ -20,11 +20,12 @@ import argparse
 import os
 
 from split_img import (add_environment_args, add_model_args, heatmap_paths, load_classifier,
-                       save_class_heatmaps, write_settings)
+                       save_class_heatmaps)
 from tool import cam as camlib
 from tool import infercam
-from tool.cli import ArgumentParser, positive_int, progress, resolve_device, run_main
-from tool.io import InputError, output_done, read_image, save_npy
+from tool.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int, progress,
+                      resolve_device, run_main)
+from tool.io import InputError, claim_output_folders, output_done, read_image, save_npy
 from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 def build_parser():
@@ -41,9 +42,9 @@ def build_parser():
     erase = p.add_argument_group("InferCam erasing")
     erase.add_argument("--max_rounds", type=positive_int, default=infercam.MAX_ROUNDS,
                        help="InferCam infer_cam.py: at most 5 CAM rounds per crop")
-    erase.add_argument("--erase_threshold", type=float, default=infercam.ERASE_THRESHOLD,
+    erase.add_argument("--erase_threshold", type=positive_float, default=infercam.ERASE_THRESHOLD,
                        help="InferCam: pixels whose running-max CAM reaches 0.7 are erased")
-    erase.add_argument("--min_shrink", type=float, default=infercam.MIN_SHRINK,
+    erase.add_argument("--min_shrink", type=nonnegative_float, default=infercam.MIN_SHRINK,
                        help="InferCam: stop when the left area shrinks by less than 0.02 of "
                             "the crop")
     erase.add_argument("--flip_mask", action="store_true",
@@ -142,9 +143,16 @@ def main(argv=None):
     ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
     net = load_classifier(args, device)
     options = refine_options(args, device)
+    settings = stage_settings(args)
+    claim_output_folders([("--out_cam", args.out_cam, settings),
+                          ("--heatmap", args.heatmap, settings)], args.overwrite)
 
-    done = computed = rounds = crops_run = 0
+    done = computed = rounds = crops_run = unlabelled = 0
     for img_id in progress(ids, "infer_cam"):
+        if labels is not None and not camlib.present_classes(
+                get_image_label(labels, img_id, labels_path)):
+            unlabelled += 1  # split_img.py skipped it: no class to refine
+            continue
         record = read_split_record(args, img_id)
         label = image_label(args, img_id, record, labels, labels_path)
         classes = camlib.present_classes(label)
@@ -167,9 +175,8 @@ def main(argv=None):
         computed += 1
         rounds += sum(len(s) for s in shrinks)
         crops_run += len(shrinks)
-    if args.out_cam:
-        write_settings(args.out_cam, stage_settings(args))
-    print(f"infer_cam: {computed} images computed, {done} already done ({len(ids)} listed); "
+    print(f"infer_cam: {computed} images computed, {done} already done, {unlabelled} skipped "
+          f"without a labelled class ({len(ids)} listed); "
           f"{rounds / max(crops_run, 1):.2f} erasing rounds per crop")
 
 

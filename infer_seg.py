@@ -14,9 +14,9 @@ import os
 
 from network.deeplab_largefov import NUM_SEG_CLASSES
 from tool import checkpoint, dist
-from tool.cli import ArgumentParser, add_device_arg, progress, run_main
-from tool.io import (SETTINGS_FILE, InputError, output_done, read_image, save_json, save_label_png,
-                     save_rgb)
+from tool.cli import ArgumentParser, add_device_arg, positive_float, progress, run_main
+from tool.io import InputError, claim_output_folders, output_done, read_image, save_label_png, \
+    save_rgb
 from tool.seg_infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings,
                             predict_label)
 from tool.visualize import label_overlay
@@ -29,14 +29,14 @@ def build_parser():
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=sorted(MODELS), default="deeplabv2")
     p.add_argument("--weights", required=True, help="state dict written by train_seg.py")
-    p.add_argument("--width", type=float, default=1.0, help="as used for training")
+    p.add_argument("--width", type=positive_float, default=1.0, help="as used for training")
     p.add_argument("--num_classes", type=int, default=NUM_SEG_CLASSES)
     p.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
     p.add_argument("--voc12_root", help="VOC2012 folder; images from its JPEGImages")
     p.add_argument("--img_dir", help="image folder (overrides --voc12_root)")
     p.add_argument("--save_path", required=True, help="folder for the predicted <id>.png")
     p.add_argument("--out_overlay", help="folder for prediction overlays <id>.jpg (optional)")
-    p.add_argument("--scales", type=float, nargs="+", default=list(SINGLE_SCALE),
+    p.add_argument("--scales", type=positive_float, nargs="+", default=list(SINGLE_SCALE),
                    help=f"input scales; the DeepLab-v2 multi-scale test uses {list(MS_SCALES)}")
     p.add_argument("--flip", action="store_true",
                    help="also average the horizontally mirrored inputs")
@@ -58,14 +58,8 @@ def image_folder(args):
     raise InputError("--img_dir / --voc12_root: give the image folder")
 
 
-def write_settings(folder, settings):
-    save_json(os.path.join(folder, SETTINGS_FILE), settings, sort_keys=True)
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if any(s <= 0 for s in args.scales):
-        raise InputError(f"--scales: scales must be positive, got {args.scales}")
     device = dist.rank_device(args.device)
     img_dir = image_folder(args)
     ids = dist.shard_ids(read_image_list(args.infer_list), args)
@@ -73,8 +67,9 @@ def main(argv=None):
     checkpoint.load_weights(net, args.weights, strict=True)
     net.to(device).eval()
     crf_kind = args.crf_params if args.use_crf else None
-    write_settings(args.save_path, inference_settings(args.model, args.weights, args.scales,
-                                                      args.flip, crf_kind))
+    settings = inference_settings(args.model, args.weights, args.scales, args.flip, crf_kind)
+    claim_output_folders([("--save_path", args.save_path, settings),
+                          ("--out_overlay", args.out_overlay, settings)], args.overwrite)
     written = 0
     for img_id in progress(ids, "infer_seg"):
         out_path = os.path.join(args.save_path, img_id + ".png")

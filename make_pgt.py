@@ -7,11 +7,12 @@ import os
 
 import numpy as np
 
-from tool.cli import ArgumentParser, progress, run_main
+from tool.cam import present_classes
+from tool.cli import ArgumentParser, nonnegative_int, progress, run_main
 from tool.crf import map_with_workers
 from tool.fusion import CAM_THRESHOLD, SAL_THRESHOLD, fuse_cam_saliency
-from tool.io import (IGNORE_LABEL, InputError, cam_dict_to_array, load_cam_dict, output_done,
-                     read_saliency, save_label_png)
+from tool.io import (IGNORE_LABEL, InputError, cam_dict_to_array, claim_output_folders,
+                     load_cam_dict, output_done, read_saliency, save_label_png)
 from tool.voc import NUM_CLASSES, get_image_label, load_cls_labels, read_image_list
 
 
@@ -27,8 +28,8 @@ def build_parser():
                    help="object needs max CAM above this (AuxSegNet fusion_cam: 0.2)")
     p.add_argument("--sal_threshold", type=float, default=SAL_THRESHOLD,
                    help="object needs saliency above this (AuxSegNet fusion_cam: 0.06)")
-    p.add_argument("--workers", "--num_workers", dest="workers", type=int, default=1,
-                   help="processes (1 = run inline)")
+    p.add_argument("--workers", "--num_workers", dest="workers", type=nonnegative_int, default=1,
+                   help="processes (0 or 1 = run inline)")
     p.add_argument("--overwrite", action="store_true", help="redo images already written")
     return p
 
@@ -46,7 +47,8 @@ def make_one(job, cam_dir, sal_dir, out_dir, cam_threshold, sal_threshold):
     pixel counts."""
     img_id, label = job
     cam_path = os.path.join(cam_dir, img_id + ".npy")
-    cams = load_cam_dict(cam_path, label)
+    # an image without a labelled class has no CAM (infer_cls.py): saliency alone decides
+    cams = load_cam_dict(cam_path, label) if present_classes(label) else {}
     shape = cam_shape(cams, cam_path)
     sal = read_saliency(os.path.join(sal_dir, img_id + ".png"), shape=shape)
     dense = cam_dict_to_array(cams, NUM_CLASSES, sal.shape)
@@ -62,6 +64,10 @@ def main(argv=None):
     labels = load_cls_labels(args.cls_labels)
     todo = [(i, get_image_label(labels, i, args.cls_labels)) for i in ids
             if not output_done(os.path.join(args.out_dir, i + ".png"), args.overwrite)]
+    claim_output_folders([("--out_dir", args.out_dir, {
+        "stage": "make_pgt", "cam_dir": args.cam_dir, "sal_dir": args.sal_dir,
+        "cls_labels": args.cls_labels, "cam_threshold": args.cam_threshold,
+        "sal_threshold": args.sal_threshold})], args.overwrite)
     fn = functools.partial(make_one, cam_dir=args.cam_dir, sal_dir=args.sal_dir,
                            out_dir=args.out_dir, cam_threshold=args.cam_threshold,
                            sal_threshold=args.sal_threshold)

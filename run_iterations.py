@@ -15,24 +15,25 @@ table closes the run. (Paper, VOC val without post-processing, rounds 0-4: 64.1 
         --gt_dir VOC2012/SegmentationClassAug
 """
 import argparse
-import json
 import os
 import shlex
 
 import gen_pgt
 import train_AuxAff
 from eval_seg import evaluate_folder
-from tool.cli import ArgumentParser, add_device_arg, run_main
-from tool.io import save_json
+from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
+                      positive_int, run_main)
+from tool.io import InputError, check_output_folder, load_json, save_json
 from tool.voc import read_image_list
 
 DONE_FILE = "done.json"
+ROUND_RECORD_KEYS = ("round", "weights", "final_loss", "seg_pgt", "sal_pgt", "scores")
 
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--rounds", type=int, default=3, help="train -> gen_pgt rounds")
+    p.add_argument("--rounds", type=positive_int, default=3, help="train -> gen_pgt rounds")
     p.add_argument("--work_dir", required=True, help="one round_<k>/ folder per round")
     p.add_argument("--img_path", required=True, help="training images <id>.jpg")
     p.add_argument("--SALpath", required=True, help="the original off-the-shelf saliency maps")
@@ -43,11 +44,13 @@ def build_parser():
     p.add_argument("--list_path", default="voc12/train_aug_id.txt", help="training ids")
     p.add_argument("--cls_labels", default="voc12/cls_labels.npy", help="psa image labels")
     p.add_argument("--num_classes", type=int, default=21, help="including background")
-    p.add_argument("--num_epochs", type=int, default=15, help="round 1 epochs (paper: 15)")
-    p.add_argument("--later_epochs", type=int, default=None,
+    p.add_argument("--num_epochs", type=positive_int, default=15,
+                   help="round 1 epochs (paper: 15)")
+    p.add_argument("--later_epochs", type=positive_int, default=None,
                    help="epochs of rounds 2.. (paper: 10; default: --num_epochs, as released)")
-    p.add_argument("--width", type=float, default=1.0, help="channel width (CPU runs: 0.125)")
-    p.add_argument("--workers", type=int, default=1, help="gen_pgt CRF processes")
+    p.add_argument("--width", type=positive_float, default=1.0,
+                   help="channel width (CPU runs: 0.125)")
+    p.add_argument("--workers", type=nonnegative_int, default=1, help="gen_pgt CRF processes")
     p.add_argument("--train_args", default="",
                    help="more train_AuxAff.py flags, one string, e.g. '--crop_size 64'")
     p.add_argument("--gt_dir", default=None,
@@ -90,8 +93,9 @@ def train_round(args, k):
         init = args.init_weights if k == 1 else train_outputs(args, k - 1)["final"]
         resume = ["--resume"] if os.path.isfile(out["state"]) else ["--init_weights", init]
         train_AuxAff.main(train_argv(args, k) + resume)
-    with open(out["log"]) as f:
-        log = json.load(f)
+    log = load_json(out["log"], "training log")
+    if not isinstance(log, list) or not all(isinstance(r, dict) for r in log):
+        raise InputError(f"{out['log']}: training log must be a list of loss records")
     return out["final"], (log[-1] if log else {})
 
 
@@ -115,8 +119,11 @@ def run_round(args, k):
     """Round k's record, from its done.json when it has finished before."""
     paths = round_paths(args.work_dir, k)
     if os.path.isfile(paths["done"]):
-        with open(paths["done"]) as f:
-            return json.load(f)
+        record = load_json(paths["done"], "round record")
+        if not isinstance(record, dict) or any(key not in record for key in ROUND_RECORD_KEYS):
+            raise InputError(f"{paths['done']}: round record needs the keys "
+                             f"{', '.join(ROUND_RECORD_KEYS)}; delete it to redo the round")
+        return record
     weights, last = train_round(args, k)
     update_round(args, weights, paths)
     record = {"round": k, "weights": weights, "final_loss": last.get("loss"),
@@ -144,6 +151,7 @@ def summary_table(records, initial_scores):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_output_folder(args.work_dir, "--work_dir")
     records = [run_round(args, k) for k in range(1, args.rounds + 1)]
     table = summary_table(records, score(args, args.seg_pgt_path))
     print(table)

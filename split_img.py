@@ -18,9 +18,10 @@ from network import resnet38_cls
 from tool import cam as camlib
 from tool import infercam
 from tool.checkpoint import load_weights
-from tool.cli import ArgumentParser, add_device_arg, progress, resolve_device, run_main
+from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
+                      resolve_device, run_main)
 from tool.dist import add_shard_arg
-from tool.io import SETTINGS_FILE, InputError, output_done, read_image, save_json, save_npy
+from tool.io import claim_output_folders, output_done, read_image, save_npy
 from tool.visualize import save_cam_overlay
 from tool.voc import VOC_CLASSES, add_infer_data_args, find_image, get_image_label, infer_data
 
@@ -30,14 +31,15 @@ def add_model_args(group):
     group.add_argument("--network", default="network.resnet38_cls",
                        help="accepted for InferCam compatibility; only network.resnet38_cls exists")
     group.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
-    group.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
-    group.add_argument("--scales", type=float, nargs="+", default=list(camlib.CAM_SCALES),
+    group.add_argument("--width", type=positive_float, default=1.0,
+                       help="channel multiplier (1.0 = paper)")
+    group.add_argument("--scales", type=positive_float, nargs="+", default=list(camlib.CAM_SCALES),
                        help="InferCam/psa: 1.0 0.5 1.5 2.0, each with its flip")
 
 
 def add_environment_args(group):
     add_device_arg(group)
-    group.add_argument("--num_workers", type=int, default=1,
+    group.add_argument("--num_workers", type=nonnegative_int, default=1,
                        help="accepted for InferCam compatibility; images run one after another")
     add_shard_arg(group)
 
@@ -83,10 +85,6 @@ def heatmap_paths(folder, img_id, classes, num_classes):
 def save_class_heatmaps(paths, rgb, cams):
     for c, path in paths.items():
         save_cam_overlay(path, rgb, {c: cams[c]})
-
-
-def write_settings(folder, settings):
-    save_json(os.path.join(folder, SETTINGS_FILE), settings)
 
 
 def output_paths(args, img_id, classes):
@@ -137,24 +135,28 @@ def main(argv=None):
     device = resolve_device(args.device)
     ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
     net = load_classifier(args, device)
+    settings = stage_settings(args)
+    claim_output_folders([("--split_path", args.split_path, settings),
+                          ("--out_cam", args.out_cam, settings),
+                          ("--heatmap", args.heatmap, settings)], args.overwrite)
 
-    done = computed = 0
+    done = computed = unlabelled = 0
     for img_id in progress(ids, "split_img"):
         label = get_image_label(labels, img_id, labels_path)
         classes = camlib.present_classes(label)
         if not classes:
-            raise InputError(f"{labels_path}: image {img_id} has no class in its label; "
-                             "InferCam splits around at least one class")
+            unlabelled += 1  # InferCam splits around the labelled classes: nothing to split
+            continue
         if all(output_done(p, args.overwrite) for p in output_paths(args, img_id, classes)):
             done += 1
             continue
-        rgb = read_image(find_image(img_dir, img_id))
+        img_path = find_image(img_dir, img_id)
+        rgb = read_image(img_path)
+        camlib.check_scales(img_path, rgb.shape, args.scales)
         write_split_outputs(args, img_id, rgb, label, split_image(net, rgb, label, args, device))
         computed += 1
-    for folder in (args.split_path, args.out_cam):
-        if folder:
-            write_settings(folder, stage_settings(args))
-    print(f"split_img: {computed} images split, {done} already done ({len(ids)} listed)")
+    print(f"split_img: {computed} images split, {done} already done, {unlabelled} skipped "
+          f"without a labelled class ({len(ids)} listed)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/mak
 
 from tool.cli import ArgumentParser, progress, run_main  # noqa: E402
 from tool.coco import image_labels_from_instances  # noqa: E402
-from tool.io import InputError, save_npy  # noqa: E402
+from tool.io import InputError, check_output_file, save_npy  # noqa: E402
 from tool.voc import NUM_CLASSES, VOC_CLASSES, read_image_list, voc_dirs  # noqa: E402
 
 CLASS_INDEX = {name: index for index, name in enumerate(VOC_CLASSES)}
@@ -77,6 +77,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_output_file(args.out, "--out")
     if args.coco_instances:
         labels = coco_cls_labels(args.coco_instances)
     else:

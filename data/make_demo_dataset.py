@@ -24,8 +24,8 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_demo_dataset.py`
 
 from tool.cli import ArgumentParser, positive_int, run_main  # noqa: E402
-from tool.io import (IGNORE_LABEL, atomic_path, save_gray_png, save_label_png,  # noqa: E402
-                     save_npy, save_rgb, save_text)
+from tool.io import (IGNORE_LABEL, atomic_path, check_output_folder,  # noqa: E402
+                     save_gray_png, save_label_png, save_npy, save_rgb, save_text)
 from tool.voc import VOC_CLASSES  # noqa: E402
 
 NUM_TRAIN = 160
@@ -402,6 +402,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not MIN_SIDE <= args.min_size <= args.max_size:
         parser.error(f"need {MIN_SIDE} <= --min_size <= --max_size")
+    check_output_folder(args.root, "--root")
     start = time.perf_counter()
     splits = make_demo_dataset(args.root, args.seed, args.num_train, args.num_val, args.min_size, args.max_size)
     print(f"demo dataset: {len(splits['train'])} train + {len(splits['val'])} val images in {args.root} "

@@ -17,8 +17,8 @@ import scipy.io
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_train_aug.py`
 
 from tool.cli import ArgumentParser, progress, run_main  # noqa: E402
-from tool.io import (InputError, output_done, read_label_png, save_label_png,  # noqa: E402
-                     save_text)
+from tool.io import (InputError, check_output_file, output_done, read_label_png,  # noqa: E402
+                     save_label_png, save_text)
 from tool.voc import NUM_CLASSES, find_label, read_image_list  # noqa: E402
 
 VOC_SPLITS = os.path.join("ImageSets", "Segmentation")
@@ -103,6 +103,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_output_file(args.out, "--out")
     sbd = sbd_dataset_dir(args.sbd_root)
     sbd_ids = read_image_list(os.path.join(sbd, "train.txt")) + \
         read_image_list(os.path.join(sbd, "val.txt"))

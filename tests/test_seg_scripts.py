@@ -13,7 +13,7 @@ import train_seg
 from data.make_demo_dataset import make_demo_dataset
 from network import resnet38_cls
 from tool import checkpoint
-from tool.io import InputError, read_label_png, save_label_png
+from tool.io import SETTINGS_FILE, InputError, read_label_png, save_label_png
 from tool.seg_infer import predict_label, predict_probs
 
 SMALL = 0.125
@@ -134,7 +134,7 @@ def test_infer_writes_palette_pngs_and_settings(demo, trained, extra, scales, fl
                     "--infer_list", str(demo / "voc" / "val.txt"), "--voc12_root",
                     str(demo / "voc"), "--save_path", str(out), "--out_overlay",
                     str(out / "overlay"), "--device", "cpu", *extra])
-    settings = json.loads((out / infer_seg.SETTINGS_FILE).read_text())
+    settings = json.loads((out / SETTINGS_FILE).read_text())
     assert settings["scales"] == scales and settings["flip"] is flip
     assert settings["crf"] == crf and settings["model"] == "largefov"
     for img_id in ("2026_000005", "2026_000006"):
