@@ -71,14 +71,15 @@ def main(argv=None):
     labels = load_cls_labels(args.cls_labels)
     todo = [i for i in ids
             if not all(output_done(p, args.overwrite) for p in output_paths(i, args))]
-    net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
     settings = {"stage": "gen_pgt", "weights": args.weights, "SALpath": args.SALpath}
-    claim_output_folders([("--seg_pgt_path", args.seg_pgt_path, settings),
-                          ("--sal_pgt_path", args.sal_pgt_path, settings)], args.overwrite)
+    claim = claim_output_folders([("--seg_pgt_path", args.seg_pgt_path, settings),
+                                  ("--sal_pgt_path", args.sal_pgt_path, settings)],
+                                 args.overwrite)
+    net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
     items = work_items(net, todo, args, labels, device)
     written = 0
-    for _ in progress(map_with_workers(auxsegnet.write_updated_labels, items, args.workers),
-                      "gen_pgt", total=len(todo)):
+    results = map_with_workers(auxsegnet.write_updated_labels, items, args.workers)
+    for _ in progress(claim.recording(results), "gen_pgt", total=len(todo)):
         written += 1
     print(f"gen_pgt: {written} images updated, {len(ids) - len(todo)} already done; labels "
           f"in {args.seg_pgt_path}, saliency in {args.sal_pgt_path}")

@@ -62,26 +62,27 @@ def build_parser():
 
 
 def claim_outputs(args):
-    """Check the output folders and record the settings that write them (settings.json)."""
+    """Check the output folders against the settings that write them (settings.json)."""
     settings = inference_settings("AuxSegNet", args.weights, args.scales, args.flip,
                                   "inf" if args.use_crf else None)
     settings["stage"] = "infer_AuxAff"
-    claim_output_folders([("--save_path", args.save_path, settings),
-                          ("--out_overlay", args.out_overlay, settings)], args.overwrite)
+    return claim_output_folders([("--save_path", args.save_path, settings),
+                                 ("--out_overlay", args.out_overlay, settings)], args.overwrite)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = dist.rank_device(args.device, args.gpu_id)
     ids = dist.shard_ids(read_image_list(args.list_path), args)
+    claim = claim_outputs(args)
     net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
-    claim_outputs(args)
     todo = [i for i in ids
             if not output_done(os.path.join(args.save_path, i + ".png"), args.overwrite)]
     for img_id in progress(todo, "infer_AuxAff"):
         rgb = read_image(find_image(args.img_path, img_id))
         pred, _ = auxsegnet.predict_segmentation(net, rgb, args.scales, args.flip,
                                                  args.use_crf, device)
+        claim.record()
         save_label_png(os.path.join(args.save_path, img_id + ".png"), pred)
         if args.out_overlay:
             save_rgb(os.path.join(args.out_overlay, img_id + ".png"), label_overlay(rgb, pred))

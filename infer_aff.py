@@ -97,12 +97,12 @@ def cam_paths(cam_dir, ids):
 
 
 def claim_outputs(args):
-    """Check the output folders and record the settings that write them (settings.json)."""
+    """Check the output folders against the settings that write them (settings.json)."""
     settings = {"stage": "infer_aff", "alpha": args.alpha, "beta": args.beta,
                 "logt": args.logt, "scale": args.scale, "method": args.method,
                 "cam_dir": args.cam_dir, "weights": args.weights, "crf": False}
-    claim_output_folders([("--out_rw", args.out_rw, settings),
-                          ("--out_overlay", args.out_overlay, settings)], args.overwrite)
+    return claim_output_folders([("--out_rw", args.out_rw, settings),
+                                 ("--out_overlay", args.out_overlay, settings)], args.overwrite)
 
 
 def main(argv=None):
@@ -116,10 +116,10 @@ def main(argv=None):
                                       for p in output_paths(args, i))]
     cam_files = cam_paths(args.cam_dir, [i for i in todo if i not in unlabelled])
 
+    claim = claim_outputs(args)
     net = resnet38_aff.Net(width=args.width)
     load_weights(net, args.weights)
     net.eval().to(device)
-    claim_outputs(args)
     for img_id in progress(todo, "infer_aff"):
         label = get_image_label(labels, img_id, labels_path)
         img_path = find_image(img_dir, img_id)
@@ -134,6 +134,7 @@ def main(argv=None):
             rw_label = rw.random_walk_label(net, rgb, cams, args.alpha, args.beta, args.logt,
                                             args.method, device, args.scale)
         paths = output_paths(args, img_id)
+        claim.record()
         save_label_png(paths[0], rw_label)
         if args.out_overlay:
             save_rgb(paths[1], label_overlay(rgb, rw_label))

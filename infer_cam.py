@@ -141,11 +141,11 @@ def main(argv=None):
         parser.error("--lossless_crops cuts the crops from the original images: give --voc12_root")
     device = resolve_device(args.device)
     ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
+    settings = stage_settings(args)
+    claim = claim_output_folders([("--out_cam", args.out_cam, settings),
+                                  ("--heatmap", args.heatmap, settings)], args.overwrite)
     net = load_classifier(args, device)
     options = refine_options(args, device)
-    settings = stage_settings(args)
-    claim_output_folders([("--out_cam", args.out_cam, settings),
-                          ("--heatmap", args.heatmap, settings)], args.overwrite)
 
     done = computed = rounds = crops_run = unlabelled = 0
     for img_id in progress(ids, "infer_cam"):
@@ -167,6 +167,7 @@ def main(argv=None):
         check_crops(crops, sources, image_hw, args.scales)
         merged, shrinks = infercam.infer_cam(net, crops, label, image_hw, **options)
         cams = camlib.cam_dict_from_array(merged, label)
+        claim.record()
         if cam_path:
             save_npy(cam_path, cams)
         if heatmaps:

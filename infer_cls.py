@@ -82,11 +82,11 @@ def crf_job(job):
 
 
 def claim_outputs(args):
-    """Check every output folder and record the settings that write it (settings.json)."""
+    """Check every output folder against the settings that write it (settings.json)."""
     cam = {"stage": "infer_cls", "scales": args.scales, "flip": True, "crf": False,
            "weights": args.weights}
     crf = {**cam, "crf": True}
-    claim_output_folders(
+    return claim_output_folders(
         [("--out_cam", args.out_cam, cam), ("--out_cam_pred", args.out_cam_pred, cam),
          ("--out_heatmap", args.out_heatmap, cam),
          ("--out_la_crf", args.out_la_crf, {**crf, "alpha": args.low_alpha}),
@@ -105,10 +105,10 @@ def main(argv=None):
     device = resolve_device(args.device)
     ids, img_dir, labels, labels_path = infer_data(args)
 
+    claim = claim_outputs(args)
     net = resnet38_cls.Net(num_classes=args.num_classes, width=args.width)
     load_weights(net, args.weights, num_classes=args.num_classes)
     net.eval().to(device)
-    claim_outputs(args)
 
     done = computed = unlabelled = 0
     crf_jobs = []
@@ -126,6 +126,7 @@ def main(argv=None):
             rgb = read_image(img_path)
             camlib.check_scales(img_path, rgb.shape, args.scales)
             norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device)
+            claim.record()
             write_cam_outputs(cam_paths, rgb, norm_cam, label)
             computed += 1
         targets = [(alpha, paths[kind]) for alpha, kind in
@@ -133,7 +134,7 @@ def main(argv=None):
                    if kind in paths and not output_done(paths[kind], args.overwrite)]
         if targets:
             crf_jobs.append((img_path, paths["out_cam"], targets))
-    crf_done = sum(map_with_workers(crf_job, crf_jobs, args.workers)) if crf_jobs else 0
+    crf_done = sum(claim.recording(map_with_workers(crf_job, crf_jobs, args.workers)))
     print(f"infer_cls: {computed} images computed, {done} already done, "
           f"{unlabelled} skipped without a labelled class, {crf_done} CRF dicts written "
           f"({len(ids)} listed)")

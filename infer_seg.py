@@ -63,13 +63,13 @@ def main(argv=None):
     device = dist.rank_device(args.device)
     img_dir = image_folder(args)
     ids = dist.shard_ids(read_image_list(args.infer_list), args)
+    crf_kind = args.crf_params if args.use_crf else None
+    settings = inference_settings(args.model, args.weights, args.scales, args.flip, crf_kind)
+    claim = claim_output_folders([("--save_path", args.save_path, settings),
+                                  ("--out_overlay", args.out_overlay, settings)], args.overwrite)
     net = build_model(args.model, args.num_classes, args.width)
     checkpoint.load_weights(net, args.weights, strict=True)
     net.to(device).eval()
-    crf_kind = args.crf_params if args.use_crf else None
-    settings = inference_settings(args.model, args.weights, args.scales, args.flip, crf_kind)
-    claim_output_folders([("--save_path", args.save_path, settings),
-                          ("--out_overlay", args.out_overlay, settings)], args.overwrite)
     written = 0
     for img_id in progress(ids, "infer_seg"):
         out_path = os.path.join(args.save_path, img_id + ".png")
@@ -77,6 +77,7 @@ def main(argv=None):
             continue
         rgb = read_image(find_image(img_dir, img_id))
         pred = predict_label(net, rgb, args.scales, args.flip, crf_kind, device)
+        claim.record()
         save_label_png(out_path, pred)
         if args.out_overlay:
             save_rgb(os.path.join(args.out_overlay, img_id + ".jpg"), label_overlay(rgb, pred))

@@ -64,7 +64,7 @@ def main(argv=None):
     labels = load_cls_labels(args.cls_labels)
     todo = [(i, get_image_label(labels, i, args.cls_labels)) for i in ids
             if not output_done(os.path.join(args.out_dir, i + ".png"), args.overwrite)]
-    claim_output_folders([("--out_dir", args.out_dir, {
+    claim = claim_output_folders([("--out_dir", args.out_dir, {
         "stage": "make_pgt", "cam_dir": args.cam_dir, "sal_dir": args.sal_dir,
         "cls_labels": args.cls_labels, "cam_threshold": args.cam_threshold,
         "sal_threshold": args.sal_threshold})], args.overwrite)
@@ -72,7 +72,8 @@ def main(argv=None):
                            out_dir=args.out_dir, cam_threshold=args.cam_threshold,
                            sal_threshold=args.sal_threshold)
     counts = np.zeros(3, np.int64)
-    for c in progress(map_with_workers(fn, todo, args.workers), "make_pgt", total=len(todo)):
+    results = claim.recording(map_with_workers(fn, todo, args.workers))
+    for c in progress(results, "make_pgt", total=len(todo)):
         counts += c
     total = max(int(counts[2]), 1)
     print(f"make_pgt: wrote {len(todo)}, skipped {len(ids) - len(todo)} existing -> "

@@ -134,11 +134,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
     ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
-    net = load_classifier(args, device)
     settings = stage_settings(args)
-    claim_output_folders([("--split_path", args.split_path, settings),
-                          ("--out_cam", args.out_cam, settings),
-                          ("--heatmap", args.heatmap, settings)], args.overwrite)
+    claim = claim_output_folders([("--split_path", args.split_path, settings),
+                                  ("--out_cam", args.out_cam, settings),
+                                  ("--heatmap", args.heatmap, settings)], args.overwrite)
+    net = load_classifier(args, device)
 
     done = computed = unlabelled = 0
     for img_id in progress(ids, "split_img"):
@@ -153,7 +153,9 @@ def main(argv=None):
         img_path = find_image(img_dir, img_id)
         rgb = read_image(img_path)
         camlib.check_scales(img_path, rgb.shape, args.scales)
-        write_split_outputs(args, img_id, rgb, label, split_image(net, rgb, label, args, device))
+        split = split_image(net, rgb, label, args, device)
+        claim.record()
+        write_split_outputs(args, img_id, rgb, label, split)
         computed += 1
     print(f"split_img: {computed} images split, {done} already done, {unlabelled} skipped "
           f"without a labelled class ({len(ids)} listed)")

@@ -313,13 +313,35 @@ def _settings_difference(recorded, wanted):
     return None
 
 
+class OutputClaim:
+    """The settings a run records in its output folders (see claim_output_folders)."""
+
+    def __init__(self, outputs):
+        self.pending = outputs
+
+    def record(self):
+        """Write settings.json into every claimed folder (the first call only): call it
+        when the first output is about to be written, so a run that fails before leaves
+        nothing behind."""
+        for _, folder, settings in self.pending:
+            save_json(os.path.join(folder, SETTINGS_FILE), settings)
+        self.pending = []
+
+    def recording(self, results):
+        """`results` (e.g. of a process pool that writes outputs), recording the settings
+        when the first one arrives."""
+        for result in results:
+            self.record()
+            yield result
+
+
 def claim_output_folders(outputs, overwrite):
     """Make the output folders of a run its own. `outputs`: (what, folder, settings)
     triples, `what` naming the folder (its flag), folder None when not asked for, settings
     a JSON-ready dict of what decides the folder's content. Every folder must be writable;
     one whose settings.json says an earlier run wrote it with other settings is refused
     with one line naming the setting, unless `overwrite` (this run then redoes its images).
-    All folders are checked before settings.json is written into any of them."""
+    Returns the OutputClaim whose record() writes settings.json (before the first output)."""
     outputs = [(what, os.fspath(folder), json.loads(json_line(settings)))
                for what, folder, settings in outputs if folder]
     for what, folder, settings in outputs:
@@ -335,5 +357,4 @@ def claim_output_folders(outputs, overwrite):
             raise InputError(f"{path}: {what} was written with {key} {shown(recorded)}, this "
                              f"run has {key} {shown(settings)}; give --overwrite to redo the "
                              "folder, or another folder")
-    for _, folder, settings in outputs:
-        save_json(os.path.join(folder, SETTINGS_FILE), settings)
+    return OutputClaim(outputs)
