@@ -14,6 +14,7 @@ from tool.cli import (add_device_arg, nonnegative_float, nonnegative_int, positi
 from tool.dist import is_main_process
 from tool.io import InputError, check_output_file
 from tool.optim import PolyOptimizer, psa_param_groups
+from tool.transforms import restart_worker_rng
 
 
 def add_psa_training_args(parser, batch_size, max_epoches, session_name):
@@ -94,6 +95,7 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
     for epoch in range(start_epoch, args.max_epoches):
         loader.sampler.set_epoch(epoch)
         torch.manual_seed(epoch_seed(args.seed, epoch, dist.rank))
+        restart_worker_rng()
         bar = progress(loader, f"{stage_name} epoch {epoch + 1}/{args.max_epoches}",
                        disable=not is_main_process())
         for inputs, targets in bar:

@@ -35,6 +35,12 @@ def worker_rng():
     return _rng_by_seed[seed]
 
 
+def restart_worker_rng():
+    """Forget worker_rng's Generator: the next call starts the stream of torch's current
+    seed afresh, even when that seed was used before in this process (a resumed epoch)."""
+    _rng_by_seed.clear()
+
+
 def random_resize_long(rgb, min_long, max_long, rng):
     """Resize so the long side is an integer drawn from [min_long, max_long] (both
     included), the short side round(short * long_new / long); PIL bicubic (psa)."""
