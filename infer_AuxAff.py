@@ -70,6 +70,12 @@ def claim_outputs(args):
                                  ("--out_overlay", args.out_overlay, settings)], args.overwrite)
 
 
+def output_paths(args, img_id):
+    """The label PNG and the overlay (None without --out_overlay) of one image."""
+    return (os.path.join(args.save_path, img_id + ".png"),
+            os.path.join(args.out_overlay, img_id + ".png") if args.out_overlay else None)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = dist.rank_device(args.device, args.gpu_id)
@@ -77,15 +83,16 @@ def main(argv=None):
     claim = claim_outputs(args)
     net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
     todo = [i for i in ids
-            if not output_done(os.path.join(args.save_path, i + ".png"), args.overwrite)]
+            if not all(output_done(p, args.overwrite) for p in output_paths(args, i) if p)]
     for img_id in progress(todo, "infer_AuxAff"):
         rgb = read_image(find_image(args.img_path, img_id))
         pred, _ = auxsegnet.predict_segmentation(net, rgb, args.scales, args.flip,
                                                  args.use_crf, device)
+        out_path, overlay_path = output_paths(args, img_id)
         claim.record()
-        save_label_png(os.path.join(args.save_path, img_id + ".png"), pred)
-        if args.out_overlay:
-            save_rgb(os.path.join(args.out_overlay, img_id + ".png"), label_overlay(rgb, pred))
+        save_label_png(out_path, pred)
+        if overlay_path:
+            save_rgb(overlay_path, label_overlay(rgb, pred))
     print(f"infer_AuxAff: {len(todo)} images segmented, {len(ids) - len(todo)} already done "
           f"(scales {args.scales}, flip {args.flip}, crf {args.use_crf}) in {args.save_path}")
     return len(todo)

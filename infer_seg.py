@@ -58,6 +58,12 @@ def image_folder(args):
     raise InputError("--img_dir / --voc12_root: give the image folder")
 
 
+def output_paths(args, img_id):
+    """The prediction PNG and the overlay (None without --out_overlay) of one image."""
+    return (os.path.join(args.save_path, img_id + ".png"),
+            os.path.join(args.out_overlay, img_id + ".jpg") if args.out_overlay else None)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = dist.rank_device(args.device)
@@ -72,15 +78,15 @@ def main(argv=None):
     net.to(device).eval()
     written = 0
     for img_id in progress(ids, "infer_seg"):
-        out_path = os.path.join(args.save_path, img_id + ".png")
-        if output_done(out_path, args.overwrite):
+        out_path, overlay_path = output_paths(args, img_id)
+        if all(output_done(p, args.overwrite) for p in (out_path, overlay_path) if p):
             continue
         rgb = read_image(find_image(img_dir, img_id))
         pred = predict_label(net, rgb, args.scales, args.flip, crf_kind, device)
         claim.record()
         save_label_png(out_path, pred)
-        if args.out_overlay:
-            save_rgb(os.path.join(args.out_overlay, img_id + ".jpg"), label_overlay(rgb, pred))
+        if overlay_path:
+            save_rgb(overlay_path, label_overlay(rgb, pred))
         written += 1
     print(f"infer_seg: {written} predictions written, {len(ids) - written} already there, "
           f"in {args.save_path}")

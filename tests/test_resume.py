@@ -233,7 +233,8 @@ STAGES = {
         e.train_list, "--cls_labels", e.cls_labels, "--device", "cpu"]),
     "infer_AuxAff": (infer_AuxAff, lambda e, out: [
         "--img_path", e.images, "--weights", e.weights["aux"], "--list_path", e.train_list,
-        "--device", "cpu", "--save_path", out / "pred", "--scales", "1.0", "0.75", "--flip"]),
+        "--device", "cpu", "--save_path", out / "pred", "--out_overlay", out / "overlay",
+        "--scales", "1.0", "0.75", "--flip"]),
     "infer_seg": (infer_seg, lambda e, out: [
         "--model", "largefov", "--weights", e.weights["seg"], "--width", WIDTH,
         "--infer_list", e.train_list, "--voc12_root", e.voc, "--device", "cpu",
