@@ -267,7 +267,8 @@ CASES = [
      lambda e: "--batch_size: must be >= 1, got -2"),
     ("train_cls max_epoches 0", train_cls.main, lambda e: train_cls_args(e, "--max_epoches", "0"),
      lambda e: "--max_epoches: must be >= 1, got 0"),
-    ("train_aff num_workers -1", train_aff.main, lambda e: train_aff_args(e, "--num_workers", "-1"),
+    ("train_aff num_workers -1", train_aff.main,
+     lambda e: train_aff_args(e, "--num_workers", "-1"),
      lambda e: "--num_workers: must be >= 0, got -1"),
     ("train_AuxAff batch_size -1", train_AuxAff.main,
      lambda e: train_aux_args(e, "--batch_size", "-1"), lambda e: "--batch_size: must be >= 1"),
@@ -275,7 +276,8 @@ CASES = [
      lambda e: "--lr: expected a finite number"),
     ("train_seg batch_size 0", train_seg.main, lambda e: train_seg_args(e, "--batch_size", "0"),
      lambda e: "--batch_size: must be >= 1, got 0"),
-    ("train_seg num_workers -1", train_seg.main, lambda e: train_seg_args(e, "--num_workers", "-1"),
+    ("train_seg num_workers -1", train_seg.main,
+     lambda e: train_seg_args(e, "--num_workers", "-1"),
      lambda e: "--num_workers: must be >= 0, got -1"),
     ("train_seg save_every 0", train_seg.main, lambda e: train_seg_args(e, "--save_every", "0"),
      lambda e: "--save_every: must be >= 1, got 0"),
@@ -302,6 +304,12 @@ CASES = [
      lambda e: "--logt: must be >= 0, got -1"),
     ("gen_pgt workers -1", gen_pgt.main, lambda e: gen_pgt_args(e, "--workers", "-1"),
      lambda e: "--workers: must be >= 0, got -1"),
+    ("infer_cam erase_threshold 0", infer_cam.main,
+     lambda e: infer_cam_args(e, "--out_cam", e.root / "ic", "--erase_threshold", "0"),
+     lambda e: "--erase_threshold: must be > 0, got 0"),
+    ("infer_cam out_cam under a file", infer_cam.main,
+     lambda e: infer_cam_args(e, "--out_cam", e.file / "cams"),
+     lambda e: f"--out_cam lies under the file {e.file}"),
     ("infer_cls nothing to do", infer_cls.main, lambda e: infer_cls_args(e),
      lambda e: "nothing to do: give at least one of --out_cam"),
     # images
@@ -410,9 +418,9 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(e, capsys, name, main,
 def test_the_table_covers_every_script():
     scripts = {main.__module__ for _, main, _, _ in CASES}
     assert len(CASES) >= 40
-    assert scripts >= {"eval_seg", "gen_pgt", "infer_aff", "infer_AuxAff", "infer_cls",
-                       "infer_seg", "make_pgt", "run_demo", "run_iterations", "split_img",
-                       "train_aff", "train_AuxAff", "train_cls", "train_seg"}
+    assert scripts >= {"eval_seg", "gen_pgt", "infer_aff", "infer_AuxAff", "infer_cam",
+                       "infer_cls", "infer_seg", "make_pgt", "run_demo", "run_iterations",
+                       "split_img", "train_aff", "train_AuxAff", "train_cls", "train_seg"}
 
 
 def run_unprivileged(main, argv):
