@@ -244,7 +244,7 @@ def demo_args(demo, *extra):
 def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
     split_dir, heat = tmp_path / "split", tmp_path / "heat"
     split_img.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam",
-                             str(tmp_path / "cam0"), "--heatmap", str(heat)))
+                             str(tmp_path / "base_cam"), "--heatmap", str(tmp_path / "base_heat")))
     labels = load_cls_labels(demo / "cls_labels.npy")
     ids = read_image_list(demo / "train.txt")
     for img_id in ids:
@@ -255,9 +255,9 @@ def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
             crop = read_image(split_dir / f"{img_id}_{n}.jpg")
             assert crop.shape == infercam.crop(rgb, box).shape
     outs = {flags: tmp_path / f"cam{len(flags)}" for flags in ((), ("--lossless_crops",))}
-    for flags, out in outs.items():
+    for flags, out in outs.items():  # each output folder holds one setting's results
         infer_cam.main(demo_args(demo, "--split_path", str(split_dir), *flags,
-                                 "--out_cam", str(out), "--heatmap", str(heat)))
+                                 "--out_cam", str(out), "--heatmap", str(heat / out.name)))
     for img_id in ids:
         classes = np.nonzero(labels[img_id])[0].tolist()
         shape = read_image(demo / "JPEGImages" / f"{img_id}.jpg").shape[:2]
@@ -267,10 +267,12 @@ def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
             for cam in cams.values():
                 assert cam.shape == shape and cam.dtype == np.float32
                 assert cam.min() >= 0 and cam.max() <= 1
-    assert len(list(heat.glob("*.jpg"))) == sum(len(np.nonzero(labels[i])[0]) for i in ids)
+    assert len(list((heat / "cam0").glob("*.jpg"))) == sum(len(np.nonzero(labels[i])[0])
+                                                          for i in ids)
     lossless = outs[("--lossless_crops",)]
     stamp = os.path.getmtime(lossless / f"{ids[0]}.npy")
-    infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(lossless)))
+    infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--lossless_crops",
+                             "--out_cam", str(lossless)))
     assert os.path.getmtime(lossless / f"{ids[0]}.npy") == stamp
     assert not [f for d in (split_dir, *outs.values()) for f in os.listdir(d) if ".tmp" in f]
 

@@ -70,16 +70,21 @@ def _nearest_existing(path):
     return path
 
 
+def _check_writable(name, folder, what):
+    base = _nearest_existing(folder)
+    if not os.path.isdir(base):
+        where = ("is a file, not a folder" if base == os.path.abspath(name)
+                 else f"lies under the file {base}")
+        raise InputError(f"{name}: {what} {where}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InputError(f"{name}: {what} is not writable ({base} is read-only)")
+
+
 def check_output_folder(folder, what="output folder"):
     """InputError naming `folder` (and `what` it is, e.g. the flag) unless it is a folder,
     or can be made one, that this process may write in. Creates nothing."""
     folder = os.fspath(folder)
-    base = _nearest_existing(folder)
-    if not os.path.isdir(base):
-        where = "is a file" if base == os.path.abspath(folder) else f"lies under the file {base}"
-        raise InputError(f"{folder}: {what} {where}, not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise InputError(f"{folder}: {what} is not writable ({base} is read-only)")
+    _check_writable(folder, folder, what)
 
 
 def check_output_file(path, what="output file"):
@@ -88,12 +93,7 @@ def check_output_file(path, what="output file"):
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"{path}: {what} is a folder; give a file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    base = _nearest_existing(folder)
-    if not os.path.isdir(base):
-        raise InputError(f"{path}: {what} lies under the file {base}")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: {what} is not writable ({base} is read-only)")
+    _check_writable(path, os.path.dirname(os.path.abspath(path)), what)
 
 
 @contextmanager
