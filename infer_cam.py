@@ -17,13 +17,13 @@ pre-split folders). The defaults reproduce the released code, quirks included.
 import argparse
 import os
 
-from split_img import (add_environment_args, add_model_args, heatmap_paths, load_classifier,
-                       save_class_heatmaps, write_settings)
+from split_img import (add_environment_args, add_model_args, classifier_data, heatmap_paths,
+                       load_classifier, save_class_heatmaps, write_settings)
 from tool import cam as camlib
 from tool import infercam
 from tool.cli import positive_int, progress, resolve_device, run_main
 from tool.io import InputError, output_done, read_image, save_npy
-from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.voc import add_infer_data_args, find_image, get_image_label
 
 CROP_SOURCES = ("auto", "boxes", "images")
 
@@ -115,16 +115,16 @@ def main(argv=None):
     if not (args.out_cam or args.heatmap):
         raise SystemExit("nothing to do: give --out_cam and/or --heatmap")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
-    net = load_classifier(args, device)
+    data, img_dir, names = classifier_data(args)
+    net = load_classifier(args, data.num_classes, device)
     options = refine_options(args, device)
 
     done = computed = rounds = crops_run = 0
-    for img_id in progress(ids, "infer_cam"):
-        label = get_image_label(labels, img_id, labels_path)
+    for img_id in progress(data.ids, "infer_cam"):
+        label = get_image_label(data.labels, img_id, data.labels_path)
         classes = camlib.present_classes(label)
         cam_path = os.path.join(args.out_cam, img_id + ".npy") if args.out_cam else None
-        heatmaps = heatmap_paths(args.heatmap, img_id, classes, args.num_classes) \
+        heatmaps = heatmap_paths(args.heatmap, img_id, classes, names) \
             if args.heatmap else {}
         if all(output_done(p, args.overwrite) for p in [cam_path, *heatmaps.values()] if p):
             done += 1
@@ -142,7 +142,8 @@ def main(argv=None):
         crops_run += len(shrinks)
     if args.out_cam:
         write_settings(args.out_cam, stage_settings(args))
-    print(f"infer_cam: {computed} images computed, {done} already done ({len(ids)} listed); "
+    print(f"infer_cam: {computed} images computed, {done} already done "
+          f"({len(data.ids) + data.unlabelled} listed, {data.skipped}); "
           f"{rounds / max(crops_run, 1):.2f} erasing rounds per crop")
 
 

@@ -124,8 +124,8 @@ def test_scripts_reproduce_golden_image(split_ref, infer_ref, recipe_net, tmp_pa
     """split_img.py then infer_cam.py on 2007_000001 (1 class, 3-row wrapped crops); the
     refinement reads the released JPEG crops so that the JPEG encoder does not matter."""
     img_id = "2007_000001"
-    monkeypatch.setattr(split_img, "load_classifier", lambda args, device: recipe_net)
-    monkeypatch.setattr(infer_cam, "load_classifier", lambda args, device: recipe_net)
+    monkeypatch.setattr(split_img, "load_classifier", lambda *_: recipe_net)
+    monkeypatch.setattr(infer_cam, "load_classifier", lambda *_: recipe_net)
     listing = tmp_path / "list.txt"
     listing.write_text(f"/JPEGImages/{img_id}.jpg /SegmentationClassAug/{img_id}.png\n")
     common = ["--weights", "unused.pth", "--network", "network.resnet38_cls", "--infer_list",
