@@ -22,7 +22,7 @@ import shlex
 import gen_pgt
 import train_AuxAff
 from eval_seg import evaluate_folder
-from tool.classes import add_class_args, labelled_images
+from tool.classes import add_class_args, class_flags, labelled_images
 from tool.cli import add_device_arg, run_main
 from tool.io import save_json
 from tool.voc import read_image_list
@@ -74,7 +74,7 @@ def train_argv(args, k):
     epochs = args.num_epochs if k == 1 or args.later_epochs is None else args.later_epochs
     return ["--img_path", args.img_path, "--seg_pgt_path", seg, "--sal_pgt_path", sal,
             "--list_path", args.list_path, "--cls_labels", args.cls_labels,
-            "--num_classes", str(args.num_classes), "--num_epochs", str(epochs),
+            *class_flags(args), "--num_epochs", str(epochs),
             "--width", str(args.width), "--device", args.device,
             "--save_path", round_paths(args.work_dir, k)["model"], *shlex.split(args.train_args)]
 
@@ -100,7 +100,7 @@ def update_round(args, weights, paths):
     gen_pgt.main(["--weights", weights, "--img_path", args.img_path, "--SALpath", args.SALpath,
                   "--seg_pgt_path", paths["seg"], "--sal_pgt_path", paths["sal"],
                   "--list_path", args.list_path, "--cls_labels", args.cls_labels,
-                  "--num_classes", str(args.num_classes), "--workers", str(args.workers),
+                  *class_flags(args), "--workers", str(args.workers),
                   "--device", args.device])
 
 
@@ -111,7 +111,7 @@ def score(args, seg_dir):
         return None
     data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
     result = evaluate_folder(data.ids, args.gt_dir, seg_dir,
-                             num_classes=args.num_classes, dataset=args.dataset)
+                             num_classes=data.num_classes + 1, dataset=args.dataset)
     return {"miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"]}
 
 
@@ -148,8 +148,7 @@ def summary_table(records, initial_scores):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
-    args.num_classes = data.num_classes + 1  # passed on to every round's stages
+    labelled_images(args, read_image_list(args.list_path), args.cls_labels)  # fail early
     records = [run_round(args, k) for k in range(1, args.rounds + 1)]
     table = summary_table(records, score(args, args.seg_pgt_path))
     print(table)

@@ -5,8 +5,8 @@ import argparse
 import numpy as np
 import pytest
 
-from tool.classes import (add_class_args, add_dataset_arg, class_names, labelled_images,
-                          resolve_num_classes, segmentation_class_names)
+from tool.classes import (add_class_args, add_dataset_arg, class_flags, class_names,
+                          labelled_images, resolve_num_classes, segmentation_class_names)
 from tool.coco import COCO_CLASSES
 from tool.io import InputError, save_npy
 from tool.voc import VOC_CLASSES
@@ -91,3 +91,9 @@ def test_labelled_images_skip_images_without_a_class(tmp_path):
         labelled_images(parse(["--dataset", "voc"], True), ["a"], path)
     without = labelled_images(parse(["--num_classes", "81"], True), ["x", "y"], None)
     assert (without.ids, without.num_classes, without.unlabelled) == (["x", "y"], 80, 0)
+
+
+def test_class_flags_are_passed_on_as_given():
+    assert class_flags(parse([], True)) == []
+    assert class_flags(parse(["--dataset", "coco", "--num_classes", "81"], True)) == \
+        ["--dataset", "coco", "--num_classes", "81"]

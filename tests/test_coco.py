@@ -118,6 +118,7 @@ def test_label_map_rule():
     dog_on_crowd = label_map([anns[2], ann(8, DOG, box_polygon(0, 14, 4, 20))], H, W, "x")
     assert (dog_on_crowd[14:20, 0:4] == 255).all()
     assert not label_map([], H, W, "x").any()
+    assert not label_map([ann(10, DOG, [])], H, W, "x").any()  # no polygon at all
     toothbrush = label_map([ann(9, TOOTHBRUSH, box_polygon(1, 1, 5, 5))], H, W, "x")
     assert set(np.unique(toothbrush)) == {0, 80}
 

@@ -4,10 +4,11 @@ called.
 The count comes from the data a stage reads anyway: the length of the image-label vectors
 (`cls_labels.npy`) or the class head of the segmentation checkpoint it loads, so a COCO
 run needs no class flag. `--dataset voc|coco` sets the count where a stage reads neither
-(eval_seg.py); `--num_classes` stays accepted with the meaning the original script gave it
-(psa/InferCam scripts: foreground classes, VOC 20; AuxSegNet and segmentation scripts:
-classes including background, VOC 21). Whatever is given must agree with the data and
-with each other, else one InputError line. Counts returned here are foreground classes."""
+(eval_seg.py on a bare --gt_dir); `--num_classes` stays accepted with the meaning the
+original script gave it (psa/InferCam scripts: foreground classes, VOC 20; AuxSegNet and
+segmentation scripts: classes including background, VOC 21). Whatever is given must agree
+with the data and with each other, else one InputError line. Counts returned here are
+foreground classes."""
 import os
 from dataclasses import dataclass
 
@@ -78,6 +79,12 @@ def resolve_num_classes(args, found=None, source=None, default=DEFAULT_NUM_CLASS
     if found is not None:
         return found
     return claims[0][0] if claims else default
+
+
+def class_flags(args):
+    """The class flags a driver was given, to pass on to the stages it runs."""
+    flags = [] if args.dataset is None else ["--dataset", args.dataset]
+    return flags + ([] if args.num_classes is None else ["--num_classes", str(args.num_classes)])
 
 
 def labels_num_classes(labels):

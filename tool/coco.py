@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from tool.io import IGNORE_LABEL, InputError, load_json, save_label_png
 
@@ -87,26 +88,33 @@ def image_labels_from_instances(json_path):
             for img in data["images"]}
 
 
-def annotation_mask(segmentation, height, width, source):
-    """(H, W) bool mask of one annotation's `segmentation`, decoded by pycocotools as
-    COCO.annToMask does: polygons (lists of x, y, ...), uncompressed RLE (`counts` a
-    list of run lengths) or compressed RLE (`counts` a string)."""
-    from pycocotools import mask as mask_utils
-
+def annotation_rle(segmentation, height, width, source):
+    """One annotation's `segmentation` as a pycocotools RLE, converted as COCO.annToRLE
+    does: polygons (lists of x, y, ...) are merged, uncompressed RLE (`counts` a list of
+    run lengths) is compressed, compressed RLE (`counts` a string) is used as it is."""
     if isinstance(segmentation, list):
-        if not segmentation:
-            return np.zeros((height, width), bool)
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation, dict) and "counts" in segmentation:
-        if list(segmentation.get("size", ())) != [height, width]:
-            raise InputError(f"{source}: RLE of size {segmentation.get('size')} on a "
-                             f"{height}x{width} image")
-        rle = segmentation
-        if isinstance(rle["counts"], list):
-            rle = mask_utils.frPyObjects(rle, height, width)
-    else:
+        if not segmentation:  # no polygon: an empty mask
+            return mask_utils.encode(np.zeros((height, width), np.uint8, order="F"))
+        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    if not (isinstance(segmentation, dict) and "counts" in segmentation):
         raise InputError(f"{source}: segmentation is neither polygons nor RLE")
-    return mask_utils.decode(rle).astype(bool)
+    if list(segmentation.get("size", ())) != [height, width]:
+        raise InputError(f"{source}: RLE of size {segmentation.get('size')} on a "
+                         f"{height}x{width} image")
+    if isinstance(segmentation["counts"], list):
+        return mask_utils.frPyObjects(segmentation, height, width)
+    return segmentation
+
+
+def annotation_mask(segmentation, height, width, source):
+    """(H, W) bool mask of one annotation's `segmentation` (as COCO.annToMask)."""
+    return mask_utils.decode(annotation_rle(segmentation, height, width, source)).astype(bool)
+
+
+def rle_box(rle):
+    """The (rows, cols) slices of an RLE's bounding box."""
+    x, y, w, h = mask_utils.toBbox(rle)
+    return (slice(int(y), int(np.ceil(y + h))), slice(int(x), int(np.ceil(x + w))))
 
 
 def label_map(annotations, height, width, source):
@@ -121,13 +129,16 @@ def label_map(annotations, height, width, source):
     mixed = np.zeros((height, width), bool)  # a second, different class seen
     instance = np.zeros((height, width), bool)  # under a non-crowd instance
     for ann in annotations:
-        where = f"{source} (annotation {ann.get('id')})"
-        mask = annotation_mask(ann["segmentation"], height, width, where)
+        rle = annotation_rle(ann["segmentation"], height, width,
+                             f"{source} (annotation {ann.get('id')})")
         value = class_index(ann["category_id"], source) + 1
-        mixed |= mask & (first != 0) & (first != value)
-        first[mask & (first == 0)] = value
+        box = rle_box(rle)  # work inside the bounding box only
+        mask = mask_utils.decode(rle)[box].astype(bool)
+        seen = first[box]  # a view: writing it writes `first`
+        mixed[box] |= mask & (seen != 0) & (seen != value)
+        seen[mask & (seen == 0)] = value
         if not ann.get("iscrowd", 0):
-            instance |= mask
+            instance[box] |= mask
     label = np.where(instance, first, 0).astype(np.uint8)
     label[(first != 0) & (mixed | ~instance)] = IGNORE_LABEL
     return label
