@@ -110,7 +110,7 @@ def main(argv=None):
     data = labelled_images(args, listed, labels_path)
 
     todo = [i for i in data.ids if not all(output_done(p, args.overwrite)
-                                      for p in output_paths(args, i))]
+                                           for p in output_paths(args, i))]
     cam_files = cam_paths(args.cam_dir, todo)
 
     net = resnet38_aff.Net(width=args.width)

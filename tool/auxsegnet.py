@@ -202,9 +202,9 @@ def _upsample(x, size):
 @torch.inference_mode()
 def update_scores(net, rgb, device="cpu"):
     """gen_pgt.py's network part on one uint8 RGB image (single scale, whole image):
-    (refined CAM (C, H, W) = cross_aff . relu/max-normalised CAM, upsampled, C foreground
-    classes;
-    refined saliency (H, W) = sigmoid of the refined saliency logit, upsampled)."""
+    (refined CAM (C, H, W) = cross_aff . relu/max-normalised CAM of the C foreground
+    classes, upsampled; refined saliency (H, W) = sigmoid of the refined saliency logit,
+    upsampled)."""
     size = rgb.shape[:2]
     x = torch.from_numpy(normalize_image(rgb))[None].to(device)
     _, cam, _, refined_sal, _, _, cross_aff = net(x, require_cam=True)
