@@ -14,7 +14,8 @@ eval_seg.py prints with its scores. Split the list with --shard i/n or torchrun.
 import argparse
 import os
 
-from tool import auxsegnet, dist
+from tool import auxsegnet, checkpoint, dist
+from tool.classes import add_class_args, resolve_checkpoint_num_classes
 from tool.cli import add_device_arg, add_network_arg, progress, run_main
 from tool.io import SETTINGS_FILE, output_done, read_image, save_json, save_label_png, save_rgb
 from tool.seg_infer import SINGLE_SCALE, inference_settings
@@ -41,7 +42,7 @@ def build_parser():
     p.add_argument("--save_path", required=True, help="output folder of label PNGs")
     p.add_argument("--list_path", default="voc12/val_id.txt",
                    help="image ids (released default: VOC val)")
-    p.add_argument("--num_classes", type=int, default=21, help="including background")
+    add_class_args(p, with_background=True, found_in="the checkpoint's segmentation head")
     p.add_argument("--width", type=float, default=None,
                    help="channel width of the weights (default: read from the checkpoint)")
     p.add_argument("--use_crf", nargs="?", const=True, default=False, type=str2bool,
@@ -71,7 +72,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     device = dist.rank_device(args.device, args.gpu_id)
     ids = dist.shard_ids(read_image_list(args.list_path), args)
-    net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
+    state = checkpoint.read_checkpoint(args.weights)
+    net = auxsegnet.segnet_from_state(state, args.weights,
+                                      resolve_checkpoint_num_classes(args, state, args.weights),
+                                      args.width, device)
     if dist.is_main_process():
         write_settings(args)
     todo = [i for i in ids

@@ -1,6 +1,6 @@
 """Random-walk label maps from CAM dicts and a trained AffinityNet (psa `infer_aff.py`).
 
-Per image: background (1 - max CAM)^alpha, the 21 scores pooled to 1/8, walked t = 2^logt
+Per image: background (1 - max CAM)^alpha, the C + 1 scores pooled to 1/8, walked t = 2^logt
 steps with T = A^beta / column sums, upsampled, argmax. Writes VOC-palette label PNGs to
 --out_rw (and label overlays to --out_overlay) plus a settings.json for eval_seg.py.
 --method dense is psa's dense matrix squaring; the default sparse walk gives the same
@@ -11,6 +11,7 @@ import os
 from network import resnet38_aff
 from tool import random_walk as rw
 from tool.checkpoint import load_weights
+from tool.classes import add_dataset_arg, labelled_images
 from tool.cli import add_device_arg, progress, resolve_device, run_main
 from tool.dist import add_shard_arg
 from tool.io import SETTINGS_FILE, InputError, load_cam_dict, output_done, read_image, \
@@ -28,6 +29,7 @@ def build_parser():
     data = p.add_argument_group("data")
     add_infer_data_args(data, "psa cls_labels.npy, to check the CAM dicts' classes")
     data.add_argument("--cam_dir", required=True, help="CAM dicts <id>.npy of infer_cls.py")
+    add_dataset_arg(data, found_in="the image labels")
     model = p.add_argument_group("model")
     model.add_argument("--weights", required=True, help="AffinityNet checkpoint (.pth)")
     model.add_argument("--network", default="network.resnet38_aff",
@@ -104,31 +106,32 @@ def main(argv=None):
     if not args.scale > 0:
         parser.error("--scale must be positive")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args)
+    listed, img_dir, labels_path = infer_data(args)
+    data = labelled_images(args, listed, labels_path)
 
-    todo = [i for i in ids if not all(output_done(p, args.overwrite)
-                                      for p in output_paths(args, i))]
+    todo = [i for i in data.ids if not all(output_done(p, args.overwrite)
+                                           for p in output_paths(args, i))]
     cam_files = cam_paths(args.cam_dir, todo)
 
     net = resnet38_aff.Net(width=args.width)
     load_weights(net, args.weights)
     net.eval().to(device)
     for img_id in progress(todo, "infer_aff"):
-        label = get_image_label(labels, img_id, labels_path)
+        label = get_image_label(data.labels, img_id, labels_path)
         cams = load_cam_dict(cam_files[img_id], label)
         img_path = find_image(img_dir, img_id)
         rgb = read_image(img_path)
         check_image_size(img_path, rgb, args.scale)
         check_cam_shapes(cam_files[img_id], cams, rgb.shape[:2])
         rw_label = rw.random_walk_label(net, rgb, cams, args.alpha, args.beta, args.logt,
-                                        args.method, device, args.scale)
+                                        args.method, device, args.scale, data.num_classes)
         paths = output_paths(args, img_id)
         save_label_png(paths[0], rw_label)
         if args.out_overlay:
             save_rgb(paths[1], label_overlay(rgb, rw_label))
     write_settings(args.out_rw, args)
-    print(f"infer_aff: {len(todo)} images computed, {len(ids) - len(todo)} already done "
-          f"({len(ids)} listed)")
+    print(f"infer_aff: {len(todo)} images computed, {len(data.ids) - len(todo)} already done "
+          f"({len(listed)} listed, {data.skipped})")
 
 
 if __name__ == "__main__":

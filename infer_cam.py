@@ -23,6 +23,7 @@ from split_img import (add_environment_args, add_model_args, heatmap_paths, load
                        save_class_heatmaps, write_settings)
 from tool import cam as camlib
 from tool import infercam
+from tool.classes import class_names, labelled_images
 from tool.cli import positive_int, progress, resolve_device, run_main
 from tool.io import InputError, output_done, read_image, save_npy
 from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
@@ -66,15 +67,17 @@ def read_split_record(args, img_id):
     return infercam.load_split_record(path) if os.path.isfile(path) else None
 
 
-def image_label(args, img_id, record, labels, labels_path):
-    """The image label from the cls_labels file when there is one, else from the record."""
-    if labels is not None:
-        return get_image_label(labels, img_id, labels_path)
-    if record is None:
-        raise InputError(f"{infercam.split_record_path(args.split_path, img_id)}: split "
-                         "record not found; for crops without records give --voc12_root "
-                         "(or --cls_labels) for the image labels")
-    return camlib.multi_hot(record["classes"], args.num_classes)
+def crop_data(args):
+    """(the listed images with a labelled class, the image folder or None without
+    --voc12_root, the class names); without a label file the labels come from
+    split_img.py's records."""
+    listed, img_dir, labels_path = infer_data(args)
+    if labels_path is None:
+        labels = infercam.labels_from_split_records(args.split_path, listed)
+        data = labelled_images(args, listed, args.split_path, labels)
+    else:
+        data = labelled_images(args, listed, labels_path)
+    return data, img_dir, class_names(data.num_classes, args.dataset)
 
 
 def load_image(args, img_id, img_dir, record):
@@ -139,17 +142,17 @@ def main(argv=None):
     if args.lossless_crops and not args.voc12_root:
         parser.error("--lossless_crops cuts the crops from the original images: give --voc12_root")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
-    net = load_classifier(args, device)
+    data, img_dir, names = crop_data(args)
+    net = load_classifier(args, data.num_classes, device)
     options = refine_options(args, device)
 
     done = computed = rounds = crops_run = 0
-    for img_id in progress(ids, "infer_cam"):
+    for img_id in progress(data.ids, "infer_cam"):
         record = read_split_record(args, img_id)
-        label = image_label(args, img_id, record, labels, labels_path)
+        label = get_image_label(data.labels, img_id, data.labels_path)
         classes = camlib.present_classes(label)
         cam_path = os.path.join(args.out_cam, img_id + ".npy") if args.out_cam else None
-        heatmaps = heatmap_paths(args.heatmap, img_id, classes, args.num_classes) \
+        heatmaps = heatmap_paths(args.heatmap, img_id, classes, names) \
             if args.heatmap else {}
         if all(output_done(p, args.overwrite) for p in [cam_path, *heatmaps.values()] if p):
             done += 1
@@ -169,7 +172,8 @@ def main(argv=None):
         crops_run += len(shrinks)
     if args.out_cam:
         write_settings(args.out_cam, stage_settings(args))
-    print(f"infer_cam: {computed} images computed, {done} already done ({len(ids)} listed); "
+    print(f"infer_cam: {computed} images computed, {done} already done "
+          f"({len(data.ids) + data.unlabelled} listed, {data.skipped}); "
           f"{rounds / max(crops_run, 1):.2f} erasing rounds per crop")
 
 

@@ -9,6 +9,7 @@ import os
 from network import resnet38_cls
 from tool import cam as camlib
 from tool.checkpoint import load_weights
+from tool.classes import add_class_args, labelled_images
 from tool.cli import add_device_arg, progress, resolve_device, run_main
 from tool.crf import crf_with_bg_power, map_with_workers
 from tool.dist import add_shard_arg
@@ -29,7 +30,7 @@ def build_parser():
     model.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
     model.add_argument("--network", default="network.resnet38_cls",
                        help="accepted for psa compatibility; only network.resnet38_cls exists")
-    model.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
+    add_class_args(model, with_background=False, found_in="the image labels")
     model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
     cam = p.add_argument_group("CAM")
     cam.add_argument("--scales", type=float, nargs="+", default=list(camlib.CAM_SCALES),
@@ -89,21 +90,22 @@ def main(argv=None):
         raise SystemExit("nothing to do: give at least one of --out_cam, --out_cam_pred, "
                          "--out_la_crf, --out_ha_crf, --out_heatmap")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args)
+    listed, img_dir, labels_path = infer_data(args)
+    data = labelled_images(args, listed, labels_path)
     crf_wanted = bool(args.out_la_crf or args.out_ha_crf)
     if crf_wanted and not args.out_cam:
         raise SystemExit("--out_la_crf/--out_ha_crf need --out_cam (the CRF reads the CAM dicts)")
 
-    net = resnet38_cls.Net(num_classes=args.num_classes, width=args.width)
-    load_weights(net, args.weights, num_classes=args.num_classes)
+    net = resnet38_cls.Net(num_classes=data.num_classes, width=args.width)
+    load_weights(net, args.weights, num_classes=data.num_classes)
     net.eval().to(device)
 
     done = computed = 0
     crf_jobs = []
-    for img_id in progress(ids, "infer_cls CAM"):
+    for img_id in progress(data.ids, "infer_cls CAM"):
         paths = output_paths(args, img_id)
         cam_paths = {k: v for k, v in paths.items() if not k.endswith("_crf")}
-        label = get_image_label(labels, img_id, labels_path)
+        label = get_image_label(data.labels, img_id, labels_path)
         img_path = find_image(img_dir, img_id)
         if all(output_done(p, args.overwrite) for p in cam_paths.values()):
             done += 1
@@ -122,7 +124,7 @@ def main(argv=None):
             write_settings(folder, args)
     crf_done = sum(map_with_workers(crf_job, crf_jobs, args.workers)) if crf_jobs else 0
     print(f"infer_cls: {computed} images computed, {done} already done, "
-          f"{crf_done} CRF dicts written ({len(ids)} listed)")
+          f"{crf_done} CRF dicts written ({len(listed)} listed, {data.skipped})")
 
 
 if __name__ == "__main__":

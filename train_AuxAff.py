@@ -25,10 +25,11 @@ from torch.utils.data import DataLoader
 
 from network.AuxSegNet import SegNet
 from tool import auxsegnet, checkpoint, dist
+from tool.classes import add_class_args, labelled_images
 from tool.cli import add_device_arg, add_network_arg, progress, run_main
 from tool.io import InputError, save_json
 from tool.optim import PolyOptimizer_cls
-from tool.voc import load_cls_labels, read_image_list
+from tool.voc import read_image_list
 
 RESUME_AUTO = "auto"
 
@@ -45,7 +46,7 @@ def build_parser():
                       help="training ids (released default: train_aug)")
     data.add_argument("--cls_labels", default="voc12/cls_labels.npy",
                       help="psa image-label dict (released code reads voc12/cls_labels.npy)")
-    data.add_argument("--num_classes", type=int, default=21, help="including background")
+    add_class_args(data, with_background=True, found_in="the image labels")
     data.add_argument("--num_workers", type=int, default=4,
                       help="DataLoader worker processes (released: 16); 0 loads inline")
     model = p.add_argument_group("model")
@@ -100,13 +101,16 @@ def output_paths(args):
 
 
 def make_dataset(args):
+    """The training dataset over the listed images with a labelled class (make_pgt.py and
+    gen_pgt.py write no pseudo labels for the others), and the `labelled_images` record."""
     for flag in ("img_path", "seg_pgt_path", "sal_pgt_path"):
         if not os.path.isdir(getattr(args, flag)):
             raise InputError(f"{getattr(args, flag)}: --{flag} folder not found")
-    return auxsegnet.AuxTrainDataset(
-        read_image_list(args.list_path), args.img_path, args.seg_pgt_path, args.sal_pgt_path,
-        load_cls_labels(args.cls_labels), args.cls_labels, args.crop_size, args.num_classes,
-        args.seg_pad_label)
+    data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
+    dataset = auxsegnet.AuxTrainDataset(data.ids, args.img_path, args.seg_pgt_path,
+                                        args.sal_pgt_path, data.labels, args.cls_labels,
+                                        args.crop_size, data.num_classes + 1, args.seg_pad_label)
+    return dataset, data
 
 
 def make_loader(dataset, args, info, start, stop):
@@ -183,12 +187,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     info = dist.init_distributed(args.device, args.gpu_id)
     torch.manual_seed(args.seed + info.rank)
-    dataset = make_dataset(args)
+    dataset, data = make_dataset(args)
     max_step = len(dataset) // args.batch_size * args.num_epochs
-    net = SegNet(num_classes=args.num_classes, width=args.width)
+    net = SegNet(num_classes=dataset.num_classes, width=args.width)
     if args.init_weights and not args.resume:
         checkpoint.load_weights(net, args.init_weights, strict=False,
-                                num_classes=args.num_classes)
+                                num_classes=dataset.num_classes)
     elif not args.resume:
         print("train_AuxAff: no --init_weights, training from a random initialisation")
     net.to(info.device).train()
@@ -204,7 +208,8 @@ def main(argv=None):
     if dist.is_main_process():
         checkpoint.save_checkpoint(final, net)
         print(f"train_AuxAff: iteration {stop}/{max_step}, last loss "
-              f"{terms.get('loss', float('nan')):.4f}; weights in {final}")
+              f"{terms.get('loss', float('nan')):.4f}; weights in {final} ({len(dataset)} "
+              f"images, {data.skipped})")
     dist.cleanup()
     return final
 

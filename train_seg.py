@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from network import deeplab_largefov, deeplab_v2
 from tool import checkpoint, dist, transforms
+from tool.classes import add_class_args, labelled_images, optional_labels_path
 from tool.cli import add_device_arg, progress, run_main
 from tool.io import IGNORE_LABEL, InputError
 from tool.optim import PolyOptimizer, psa_param_groups
@@ -46,8 +47,11 @@ def build_parser():
     data.add_argument("--img_dir", help="image folder (overrides --voc12_root)")
     data.add_argument("--label_dir", required=True,
                       help="label PNGs <id>.png: random-walk, AuxSegNet or ground-truth labels")
-    data.add_argument("--num_classes", type=int, default=deeplab_largefov.NUM_SEG_CLASSES,
-                      help="classes including background (VOC 21)")
+    data.add_argument("--cls_labels", default=None,
+                      help="image labels: the class count, and images without a labelled "
+                           "class are skipped (no pseudo labels are made for them); default: "
+                           "<voc12_root>/cls_labels.npy when it exists")
+    add_class_args(data, with_background=True, found_in="the image labels when there are any")
     data.add_argument("--num_workers", type=int, default=2)
     model = p.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODELS), default="deeplabv2",
@@ -158,9 +162,13 @@ def make_loader(args, info):
         raise InputError("--img_dir / --voc12_root: give the image folder")
     if not os.path.isdir(args.label_dir):
         raise InputError(f"{args.label_dir}: label folder not found")
-    dataset = VOCSegDataset(read_image_list(args.train_list), img_dir, args.label_dir,
-                            num_classes=args.num_classes,
+    data = labelled_images(args, read_image_list(args.train_list),
+                           optional_labels_path(args.cls_labels, args.voc12_root))
+    dataset = VOCSegDataset(data.ids, img_dir, args.label_dir, num_classes=data.num_classes + 1,
                             transform=SegTrainTransform(args.crop_size, args.scale_range))
+    if dist.is_main_process():
+        print(f"train_seg: {len(data.ids)} images, {data.num_classes + 1} classes with "
+              f"background ({data.skipped})")
     if len(dataset) < args.batch_size * info.world_size:
         raise InputError(f"{args.train_list}: {len(dataset)} images, fewer than one batch "
                          f"({args.batch_size} x {info.world_size} processes)")
@@ -188,7 +196,7 @@ def main(argv=None):
     info = dist.init_distributed(args.device)
     torch.manual_seed(args.seed + info.rank)
     loader, sampler = make_loader(args, info)
-    net = build_model(args.model, args.num_classes, args.width, args.freeze_bn)
+    net = build_model(args.model, loader.dataset.num_classes, args.width, args.freeze_bn)
     main_proc = dist.is_main_process()
     if args.init_weights and not args.resume:
         load_init_weights(net, args.init_weights)

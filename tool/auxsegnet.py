@@ -16,7 +16,7 @@ from tool.crf import crf_for_sal
 from tool.fusion import fuse_cam_saliency
 from tool.io import IGNORE_LABEL, InputError, save_gray_png, save_label_png
 from tool.seg_infer import apply_crf, predict_probs
-from tool.voc import find_image, find_label, labels_for_ids, read_seg_sample
+from tool.voc import NUM_CLASSES, find_image, find_label, labels_for_ids, read_seg_sample
 
 TRAIN_SCALE_RANGE = (0.7, 1.3)  # train_AuxAff.py: one scale per batch
 SAL_BINARY_THRESHOLD = 0.5  # train_AuxAff.py: saliency pseudo label > 0.5 -> 1
@@ -91,7 +91,7 @@ class AuxTrainDataset(Dataset):
     the (index, scale, seed) tuples of `epoch_batches` (use them as a batch_sampler)."""
 
     def __init__(self, ids, img_dir, seg_dir, sal_dir, labels, labels_path, crop_size,
-                 num_classes=21, label_pad=LABEL_PAD):
+                 num_classes=NUM_CLASSES + 1, label_pad=LABEL_PAD):
         self.ids = list(ids)
         self.dirs = (img_dir, seg_dir, sal_dir)
         self.labels = labels_for_ids(self.ids, labels, labels_path)
@@ -177,10 +177,15 @@ def width_from_state_dict(state, path):
     return state["conv1a.weight"].shape[0] / TRUNK_STEM_CHANNELS
 
 
-def load_segnet(weights, num_classes=21, width=None, device="cpu"):
+def load_segnet(weights, num_classes, width=None, device="cpu"):
     """SegNet with `weights` (strict load, one report line), in eval mode on `device`;
-    the width is read from the checkpoint unless given."""
-    state = checkpoint.read_checkpoint(weights)
+    the width is read from the checkpoint unless given. num_classes: with background."""
+    return segnet_from_state(checkpoint.read_checkpoint(weights), weights, num_classes, width,
+                             device)
+
+
+def segnet_from_state(state, weights, num_classes, width=None, device="cpu"):
+    """load_segnet of a checkpoint already read from `weights`."""
     if width is None:
         width = width_from_state_dict(state, weights)
     net = SegNet(num_classes=num_classes, width=width)
@@ -197,8 +202,9 @@ def _upsample(x, size):
 @torch.inference_mode()
 def update_scores(net, rgb, device="cpu"):
     """gen_pgt.py's network part on one uint8 RGB image (single scale, whole image):
-    (refined CAM (20, H, W) = cross_aff . relu/max-normalised CAM, upsampled;
-    refined saliency (H, W) = sigmoid of the refined saliency logit, upsampled)."""
+    (refined CAM (C, H, W) = cross_aff . relu/max-normalised CAM of the C foreground
+    classes, upsampled; refined saliency (H, W) = sigmoid of the refined saliency logit,
+    upsampled)."""
     size = rgb.shape[:2]
     x = torch.from_numpy(normalize_image(rgb))[None].to(device)
     _, cam, _, refined_sal, _, _, cross_aff = net(x, require_cam=True)
