@@ -16,6 +16,11 @@ class NonFiniteLoss(RuntimeError):
     """A loss term became NaN or infinite; raised before the optimiser step."""
 
 
+def as_float(value):
+    """A loss term (tensor or number) as a Python float."""
+    return float(value.detach()) if torch.is_tensor(value) else float(value)
+
+
 def non_finite_term(terms):
     """The name of the first term of {name: float} that is NaN or infinite (the named parts
     before the total, which is non-finite whenever a part is), or None."""
@@ -40,11 +45,13 @@ def check_finite(terms, iteration, device):
         return
     where = "" if iteration is None else f"iteration {iteration}: "
     if bad is None:
-        raise NonFiniteLoss(f"{where}a loss term is not finite on another process; stopped "
-                            f"before the optimiser step")
-    raise NonFiniteLoss(f"{where}loss term '{bad}' is {terms[bad]} (total loss "
-                        f"{terms['loss']}); stopped before the optimiser step, the weights "
-                        f"are those of the previous iteration")
+        what = "a loss term is not finite on another process"
+    elif bad == "loss":
+        what = f"the loss is {terms[bad]}"
+    else:
+        what = f"loss term '{bad}' is {terms[bad]} (total loss {terms['loss']})"
+    raise NonFiniteLoss(f"{where}{what}; stopped before the optimiser step, the weights are "
+                        f"those of the previous iteration")
 
 
 def sgd_step(model, optimizer, inputs, targets, loss_fn, scaler=None, amp=False,
@@ -59,8 +66,8 @@ def sgd_step(model, optimizer, inputs, targets, loss_fn, scaler=None, amp=False,
     with torch.autocast(device_type=inputs.device.type, enabled=amp):
         outputs = model(inputs)
     loss, parts = loss_fn(outputs, targets)
-    terms = {"loss": float(loss.detach())}
-    terms.update((k, float(v)) for k, v in parts.items())
+    terms = {"loss": as_float(loss)}
+    terms.update((k, as_float(v)) for k, v in parts.items())
     check_finite(terms, iteration, inputs.device)
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
