@@ -1,9 +1,10 @@
 """The three trainers' first optimiser steps against the original code (golden README §8:
 train_cls.npz, train_aff.npz, train_auxaff.npz).
 
-Each recorded batch goes through the project's own step (tool.train_step.sgd_step) with
-the loss and the optimiser the trainer builds (tool.cls_data.multilabel_loss,
-tool.aff_labels.affinity_loss, tool.auxsegnet.training_loss; tool.optim.psa_optimizer,
+Each recorded batch goes through the project's own step as the trainer calls it
+(tool.train_step.sgd_step with tool.cls_data.multilabel_loss or
+tool.aff_labels.affinity_loss, as tool.psa_train does; tool.auxsegnet.train_step, as
+train_AuxAff.py does) with the optimiser the trainer builds (tool.optim.psa_optimizer,
 tool.auxsegnet.make_optimizer), on the project's networks holding the recipe weights, with
 the recorded torch RNG state restored before each forward (the same dropout masks).
 Compared: loss terms, network outputs, lr per group, gradient / update / value norms of
@@ -18,7 +19,8 @@ norms rtol 1e-5, gradients / updates / values 1e-4 of the tensor's max|ref|; the
 other quantities, so they get 10x the step's loss-term tolerance (the original's outputs
 move up to 0.29 between thread counts at step 2). An update is the difference of two
 float32 values, so it also carries one float32 spacing of the parameter (a 1e-5 lr moves
-a weight by a few ulps)."""
+a weight by a few ulps); the updates of the two phi biases get lr x (1 + momentum) x their
+gradient tolerance."""
 import argparse
 import zlib
 from dataclasses import dataclass
@@ -76,44 +78,48 @@ def aux_optimizer(net, meta):
                                     meta["init"]["max_step"])
 
 
-def cls_targets(z, prefix):
-    return torch.from_numpy(z[prefix + "label"])
+def images(z, prefix):
+    return torch.from_numpy(z[prefix + "images"])
 
 
-def aff_targets(z, prefix):
-    """(B, 3, D, M) pair labels, the layout AffinityDataset yields."""
-    return torch.stack([torch.from_numpy(z[prefix + k])
-                        for k in ("bg_label", "fg_label", "neg_label")], dim=1)
+def cls_step(net, optimizer, z, prefix, iteration):
+    """What tool.psa_train.train_psa does with a train_cls batch."""
+    return sgd_step(net, optimizer, images(z, prefix), torch.from_numpy(z[prefix + "label"]),
+                    multilabel_loss, iteration=iteration)
 
 
-def aux_targets(z, prefix):
-    """The collated batch AuxTrainDataset yields."""
-    return {"img": torch.from_numpy(z[prefix + "images"]),
-            "seg": torch.from_numpy(z[prefix + "seg_labels"]),
-            "sal": torch.from_numpy(z[prefix + "sal_images"]),
-            "label": torch.from_numpy(z[prefix + "label"])}
+def aff_step(net, optimizer, z, prefix, iteration):
+    """What tool.psa_train.train_psa does with a train_aff batch: (B, 3, D, M) pair
+    labels, the layout AffinityDataset yields."""
+    pairs = torch.stack([torch.from_numpy(z[prefix + k])
+                         for k in ("bg_label", "fg_label", "neg_label")], dim=1)
+    return sgd_step(net, optimizer, images(z, prefix), pairs, affinity_loss,
+                    iteration=iteration)
 
 
-def aux_loss(outputs, batch):
-    return auxsegnet.training_loss(outputs, batch)  # released loss weights (all 1)
+def aux_step(net, optimizer, z, prefix, iteration):
+    """What train_AuxAff.py does with a collated AuxTrainDataset batch on the CPU
+    (disabled GradScaler, no AMP, the released loss weights)."""
+    batch = {"img": images(z, prefix), "seg": torch.from_numpy(z[prefix + "seg_labels"]),
+             "sal": torch.from_numpy(z[prefix + "sal_images"]),
+             "label": torch.from_numpy(z[prefix + "label"])}
+    return auxsegnet.train_step(net, optimizer, torch.amp.GradScaler("cpu", enabled=False),
+                                batch, auxsegnet.LossWeights(), amp=False, iteration=iteration)
 
 
 @dataclass(frozen=True)
 class Trainer:
     golden: str
     net: Callable
-    optimizer: Callable
-    loss: Callable
-    targets: Callable
+    optimizer: Callable  # (net, meta) -> optimiser
+    step: Callable  # (net, optimiser, golden npz, "step{k}__", iteration) -> loss terms
 
 
 TRAINERS = {
-    "train_cls": Trainer("train_cls.npz", resnet38_cls.Net, psa_optimizer_from_flags,
-                         multilabel_loss, cls_targets),
-    "train_aff": Trainer("train_aff.npz", resnet38_aff.Net, psa_optimizer_from_flags,
-                         affinity_loss, aff_targets),
+    "train_cls": Trainer("train_cls.npz", resnet38_cls.Net, psa_optimizer_from_flags, cls_step),
+    "train_aff": Trainer("train_aff.npz", resnet38_aff.Net, psa_optimizer_from_flags, aff_step),
     "train_AuxAff": Trainer("train_auxaff.npz", lambda: SegNet(num_classes=21), aux_optimizer,
-                            aux_loss, aux_targets),
+                            aux_step),
 }
 
 
@@ -207,8 +213,7 @@ def replay(trainer):
                 lambda module, args, out: outputs.extend(out if isinstance(out, tuple) else [out]))
             torch.set_rng_state(torch.from_numpy(z[prefix + "rng_state"]))
             try:
-                terms = sgd_step(net, optimizer, torch.from_numpy(z[prefix + "images"]),
-                                 trainer.targets(z, prefix), trainer.loss, iteration=k + 1)
+                terms = trainer.step(net, optimizer, z, prefix, k + 1)
             finally:
                 hook.remove()
             steps.append(record_step(net, before, buffers, outputs, terms, optimizer, z, meta,
@@ -306,9 +311,12 @@ def tensor_tolerance(kind, name, ref, param_ref, step, glob, update_scale):
 
 
 def update_scale(replay, step, name):
-    """lr x (1 + momentum) of the group of `name` at `step` (golden values)."""
+    """lr x (1 + momentum) of the group of `name` at `step` (golden values); 0 for a
+    parameter in no group (never updated)."""
     groups = replay.meta["init"]["groups"]
-    index = next(i for i, g in enumerate(groups) if name in g["names"])
+    index = next((i for i, g in enumerate(groups) if name in g["names"]), None)
+    if index is None:
+        return 0.0
     return float(replay.z[f"step{step}__lr"][index]) * (1 + groups[index]["momentum"])
 
 
