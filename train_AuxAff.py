@@ -4,7 +4,8 @@ Released recipe (train_AuxAff.py defaults): batch 4, crop 321, one random scale 
 [0.7, 1.3] per batch, flip p 0.5, crop zero-padded at the bottom/right (padded labels
 are 0), saliency binarised at 0.5; loss = cls + init/refined saliency BCE + init/refined
 segmentation CE; PolyOptimizer_cls (lr 7e-4, 10x for seg/sal/fc8 parameters, wt_dec
-1e-5 landing in SGD's momentum slot, power 0.9) over 15 epochs of train_aug; frozen
+1e-5 landing in SGD's momentum slot, power 0.9) over 15 epochs of train_aug, plus the
+released loop's one extra iteration at the frozen lr (max_step + 1 in all); frozen
 BatchNorm; initialised non-strictly from the ResNet-38 classifier.
 
     python train_AuxAff.py --img_path VOC2012/JPEGImages --seg_pgt_path pgt/seg \\
@@ -28,7 +29,6 @@ from tool import auxsegnet, checkpoint, dist
 from tool.classes import add_class_args, labelled_images
 from tool.cli import add_device_arg, add_network_arg, progress, run_main
 from tool.io import InputError, save_json
-from tool.optim import PolyOptimizer_cls
 from tool.voc import read_image_list
 
 RESUME_AUTO = "auto"
@@ -128,13 +128,6 @@ def make_loader(dataset, args, info, start, stop):
                       pin_memory=info.device.type == "cuda", generator=torch.Generator())
 
 
-def make_optimizer(net, args, max_step):
-    groups = [{"params": net.get_1x_lr_params(), "lr": args.lr},
-              {"params": net.get_10x_lr_params(), "lr": 10 * args.lr}]
-    return PolyOptimizer_cls(groups, lr=args.lr, weight_decay=args.wt_dec, max_step=max_step,
-                             momentum=args.momentum)
-
-
 def log_record(step, max_step, optimizer, terms, images, seconds):
     return {"iter": step, "max_step": max_step, "lr": optimizer.param_groups[0]["lr"],
             "imgs_per_s": round(images / seconds, 2), **{k: round(v, 5) for k, v in terms.items()}}
@@ -154,7 +147,8 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
     try:
         for batch in bar:
             terms = auxsegnet.train_step(model, optimizer, scaler,
-                                         auxsegnet.to_device(batch, info.device), weights, amp)
+                                         auxsegnet.to_device(batch, info.device), weights, amp,
+                                         iteration=step + 1)
             step += 1
             bar.set_postfix(loss=f"{terms['loss']:.4f}")
             if main_proc and (step % args.print_intervals == 0 or step == stop):
@@ -196,18 +190,18 @@ def main(argv=None):
     elif not args.resume:
         print("train_AuxAff: no --init_weights, training from a random initialisation")
     net.to(info.device).train()
-    optimizer = make_optimizer(net, args, max_step)
+    optimizer = auxsegnet.make_optimizer(net, args.lr, args.wt_dec, max_step, args.momentum)
     scaler = torch.amp.GradScaler(info.device.type,
                                   enabled=args.amp and info.device.type == "cuda")
     state = resume_state(args, net, optimizer, scaler)
-    stop = max_step if args.max_iters is None else min(max_step, args.max_iters)
+    stop = auxsegnet.total_iterations(max_step, args.max_iters)
     loader = make_loader(dataset, args, info, state["step"], stop)
     model = DistributedDataParallel(net) if info.distributed else net
     terms = train(model, net, optimizer, scaler, loader, args, info, state)
     final = output_paths(args)["final"]
     if dist.is_main_process():
         checkpoint.save_checkpoint(final, net)
-        print(f"train_AuxAff: iteration {stop}/{max_step}, last loss "
+        print(f"train_AuxAff: {stop} iterations (max_step {max_step}), last loss "
               f"{terms.get('loss', float('nan')):.4f}; weights in {final} ({len(dataset)} "
               f"images, {data.skipped})")
     dist.cleanup()

@@ -7,13 +7,13 @@ import argparse
 import os
 
 import torch
-import torch.nn.functional as F
 
 from network import resnet38_cls
 from tool.checkpoint import load_weights
 from tool.classes import add_class_args, labelled_images
 from tool.cli import run_main
-from tool.cls_data import CROP_SIZE, RESIZE_LONG, ClassifierAugment, classifier_loader
+from tool.cls_data import CROP_SIZE, RESIZE_LONG, ClassifierAugment, classifier_loader, \
+    multilabel_loss
 from tool.dist import cleanup, init_distributed, is_main_process
 from tool.psa_train import add_psa_training_args, train_psa, weights_path
 from tool.voc import read_image_list
@@ -49,11 +49,6 @@ def build_model(args, num_classes):
     if args.weights:
         load_weights(net, args.weights, num_classes=num_classes, allow_missing=("fc8",))
     return net
-
-
-def multilabel_loss(scores, targets):
-    """psa's classification loss; no separate terms to show."""
-    return F.multilabel_soft_margin_loss(scores, targets), {}
 
 
 def main(argv=None):

@@ -30,7 +30,8 @@ from tool import checkpoint, dist, transforms
 from tool.classes import add_class_args, labelled_images, optional_labels_path
 from tool.cli import add_device_arg, progress, run_main
 from tool.io import IGNORE_LABEL, InputError
-from tool.optim import PolyOptimizer, psa_param_groups
+from tool.optim import psa_optimizer
+from tool.train_step import sgd_step
 from tool.voc import VOCSegDataset, read_image_list, voc_dirs
 
 MODELS = {"largefov": deeplab_largefov.Net, "deeplabv2": deeplab_v2.Net}
@@ -130,20 +131,13 @@ def load_init_weights(net, path):
                          f"network: {checkpoint.summarise_keys(backbone_missing)}")
 
 
+def seg_loss_terms(logits, target):
+    """seg_loss as the (loss, named terms) pair tool.train_step.sgd_step takes (no terms)."""
+    return seg_loss(logits, target), {}
+
+
 def make_optimizer(net, args):
-    groups = psa_param_groups(net.get_parameter_groups(), args.lr, args.wt_dec)
-    return PolyOptimizer(groups, args.lr, args.wt_dec, args.max_iters, momentum=args.momentum)
-
-
-def train_step(model, optimizer, scaler, images, labels, amp):
-    """One SGD step; returns the loss as a float."""
-    with torch.autocast(device_type=images.device.type, enabled=amp):
-        loss = seg_loss(model(images), labels)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return loss.item()
+    return psa_optimizer(net, args.lr, args.wt_dec, args.max_iters, args.momentum)
 
 
 def batches(loader, sampler, start_iter):
@@ -213,8 +207,8 @@ def main(argv=None):
     loss = float("nan")
     for it in bar:
         images, labels = next(data)
-        loss = train_step(model, optimizer, scaler, images.to(info.device),
-                          labels.to(info.device), amp)
+        loss = sgd_step(model, optimizer, images.to(info.device), labels.to(info.device),
+                        seg_loss_terms, scaler, amp, iteration=it + 1)["loss"]
         done = it + 1
         if main_proc and (done % args.log_every == 0 or done == args.max_iters):
             lr = optimizer.param_groups[0]["lr"]

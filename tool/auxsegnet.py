@@ -2,6 +2,7 @@
 `infer_AuxAff.py`): the training batches and loss, the pseudo-label update and the
 segmentation prediction. Scripts only parse arguments and loop."""
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -15,7 +16,9 @@ from tool.cam import normalize_cam
 from tool.crf import crf_for_sal
 from tool.fusion import fuse_cam_saliency
 from tool.io import IGNORE_LABEL, InputError, save_gray_png, save_label_png
+from tool.optim import PolyOptimizer_cls
 from tool.seg_infer import apply_crf, predict_probs
+from tool.train_step import sgd_step
 from tool.voc import NUM_CLASSES, find_image, find_label, labels_for_ids, read_seg_sample
 
 TRAIN_SCALE_RANGE = (0.7, 1.3)  # train_AuxAff.py: one scale per batch
@@ -45,17 +48,39 @@ def epoch_batches(num_images, batch_size, epoch, seed=0, rank=0, world_size=1):
     return batches
 
 
+@dataclass(frozen=True)
+class AugmentDraws:
+    """The per-image draws of train_AuxAff.py's augmentation (the batch draws the scale):
+    the flip and the crop's (top, left) start in the scaled image, 0 along an axis that is
+    not longer than the crop (the image then sits at the crop's top-left)."""
+    flip: bool
+    offsets: tuple
+
+
+def draw_augment(rng, scaled_hw, crop_size):
+    """AugmentDraws for an image of size scaled_hw = (H, W) after scaling."""
+    flip = transforms.draw_flip(rng)
+    return AugmentDraws(flip, transforms.draw_crop_offsets(scaled_hw, crop_size, rng,
+                                                           pad_at="top_left"))
+
+
 def augment(rgb, seg, sal, scale, rng, crop_size, label_pad=LABEL_PAD):
+    """apply_augment with this image's draws from `rng` (draw_augment)."""
+    width, height = transforms.scaled_size(*rgb.shape[:2], scale)
+    draws = draw_augment(rng, (height, width), crop_size)
+    return apply_augment(rgb, seg, sal, scale, draws, crop_size, label_pad)
+
+
+def apply_augment(rgb, seg, sal, scale, draws, crop_size, label_pad=LABEL_PAD):
     """train_AuxAff.py's augmentation of one image: resize by `scale` (image and saliency
-    bilinear, label nearest), flip with p 0.5, normalise, crop_size crop with the image
-    at the top-left of a zero-padded crop (segmentation label padded with `label_pad`,
-    saliency with 0), saliency binarised."""
+    bilinear, label nearest), flip as drawn, normalise, crop_size crop at the drawn
+    offsets with the image at the top-left of a zero-padded crop (segmentation label
+    padded with `label_pad`, saliency with 0), saliency binarised."""
     img, seg = transforms.random_scale(rgb, scale, labels=(seg,))
     sal = transforms.random_scale(sal, scale)
-    img, seg, sal = transforms.random_hflip(rng, img, seg, sal)
-    img, seg, sal = transforms.random_crop(transforms.normalize(img), crop_size, rng,
-                                           labels=(seg, sal), label_pad=(label_pad, 0),
-                                           pad_at="top_left")
+    img, seg, sal = transforms.hflip_if(draws.flip, img, seg, sal)
+    img, seg, sal = transforms.crop_at(transforms.normalize(img), crop_size, draws.offsets,
+                                       labels=(seg, sal), label_pad=(label_pad, 0))
     sal = (sal > SAL_BINARY_THRESHOLD).astype(np.float32)
     return img, seg.astype(np.int64), sal
 
@@ -84,6 +109,14 @@ class BatchPlan:
                 batches = epoch_batches(*self.args, epoch, self.seed, self.rank, self.world_size)
                 current = epoch
             yield batches[index]
+
+
+def total_iterations(max_step, max_iters=None):
+    """How many iterations train_AuxAff runs: max_step + 1, as the released loop
+    (`range(max_step + 1)`; the last one at the lr PolyOptimizer_cls froze at max_step),
+    at most `max_iters` when given."""
+    released = max_step + 1
+    return released if max_iters is None else min(released, max_iters)
 
 
 class AuxTrainDataset(Dataset):
@@ -154,18 +187,22 @@ def to_device(batch, device):
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def train_step(model, optimizer, scaler, batch, weights=LossWeights(), amp=False):
-    """One SGD step on a collated batch (already on the device); returns the loss terms
-    and their weighted total as floats."""
-    device_type = batch["img"].device.type
-    with torch.autocast(device_type=device_type, enabled=amp):
-        outputs = model(batch["img"])
-    total, terms = training_loss(outputs, batch, weights)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(total).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return {"loss": float(total.detach()), **terms}
+def make_optimizer(net, lr, wt_dec, max_step, momentum=None):
+    """train_AuxAff.py's PolyOptimizer_cls: the trunk and cross_att at `lr`, parameters
+    whose names contain seg/sal/fc8 at 10x; momentum None = the released quirk (wt_dec
+    in the momentum slot, no weight decay)."""
+    groups = [{"params": net.get_1x_lr_params(), "lr": lr},
+              {"params": net.get_10x_lr_params(), "lr": 10 * lr}]
+    return PolyOptimizer_cls(groups, lr=lr, weight_decay=wt_dec, max_step=max_step,
+                             momentum=momentum)
+
+
+def train_step(model, optimizer, scaler, batch, weights=LossWeights(), amp=False,
+               iteration=None):
+    """One SGD step (tool.train_step.sgd_step) on a collated batch already on the device;
+    returns the loss terms and their weighted total as floats."""
+    return sgd_step(model, optimizer, batch["img"], batch,
+                    partial(training_loss, weights=weights), scaler, amp, iteration)
 
 
 # ----------------------------------------------------------------- pseudo-label update

@@ -1,4 +1,4 @@
-"""What every stage script shares: the --device flag, the one-line error exit,
+"""What every stage script shares: the --device flag, the one-line error exits,
 and the progress bar."""
 import argparse
 import sys
@@ -7,6 +7,7 @@ import torch
 from tqdm import tqdm
 
 from tool.io import InputError
+from tool.train_step import NonFiniteLoss
 
 
 def add_device_arg(parser, gpu_id=False):
@@ -70,9 +71,13 @@ def progress(iterable, desc, total=None, disable=False):
 
 
 def run_main(main, argv=None):
-    """Run a stage's main(); bad input ends with one line on stderr and exit code 2."""
+    """Run a stage's main(); bad input ends with one line on stderr and exit code 2, a
+    training run whose loss became NaN/inf with one line and exit code 1."""
     try:
         return main(argv)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except NonFiniteLoss as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
