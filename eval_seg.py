@@ -14,14 +14,15 @@ import numpy as np
 
 from tool import metrics
 from tool.cam import cam_foreground, threshold_foreground
+from tool.classes import (add_class_args, labelled_images, optional_labels_path,
+                          segmentation_class_names)
 from tool.cli import ArgumentParser, progress, run_main
 from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, check_output_file, \
     load_cam_dict, load_json, read_label_png, save_json
-from tool.voc import VOC_CLASSES, find_label, read_image_list, voc_dirs
+from tool.voc import NUM_CLASSES, find_label, read_image_list, voc_dirs
 
 PRED_EXTENSION = {"png": ".png", "cam": ".npy", "crf": ".npy"}
 SWEEP_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 13))  # 0.05 .. 0.60
-VOC_SEG_CLASSES = ("background",) + VOC_CLASSES
 
 
 def read_settings(pred_dir):
@@ -79,21 +80,17 @@ def scores_record(scores, class_names):
             "pixel_accuracy": _json_number(scores["pixel_accuracy"]), **per_class}
 
 
-def default_class_names(num_classes):
-    if num_classes == len(VOC_SEG_CLASSES):
-        return list(VOC_SEG_CLASSES)
-    return ["background"] + [f"class{c}" for c in range(1, num_classes)]
-
-
 def evaluate_folder(ids, gt_dir, pred_dir, kind="png", bg_threshold=metrics.CAM_BG_THRESHOLD,
-                    thresholds=None, num_classes=21, class_names=None, quiet=True):
+                    thresholds=None, num_classes=NUM_CLASSES + 1, class_names=None, quiet=True,
+                    dataset=None):
     """Scores of the predictions in `pred_dir` (`<id>.png` label maps, or `<id>.npy` CAM /
     CRF dicts) against `gt_dir/<id>.png`: a JSON-ready dict with miou, pixel_accuracy,
     per-class iou/precision/recall (percent; None for classes absent from GT and
     prediction), settings (settings.json or None) and, with `thresholds` (cam only),
     sweep = {thresholds, miou, best_threshold, best_miou}; confusion_matrix is the
-    accumulated (C, C + 1) matrix at bg_threshold (see tool.metrics)."""
-    class_names = list(class_names or default_class_names(num_classes))
+    accumulated (C, C + 1) matrix at bg_threshold (see tool.metrics). num_classes counts
+    the background; class_names default to those of `dataset` or of that many classes."""
+    class_names = list(class_names or segmentation_class_names(num_classes - 1, dataset))
     if len(class_names) != num_classes:
         raise InputError(f"--class_names: {len(class_names)} names for {num_classes} classes")
     if kind not in PRED_EXTENSION:
@@ -161,16 +158,20 @@ def build_parser():
                                          "else SegmentationClass")
     p.add_argument("--pred_dir", required=True, help="folder of predictions <id>.png / <id>.npy")
     p.add_argument("--type", default="png", choices=sorted(PRED_EXTENSION),
-                   help="png: label PNGs; cam: psa CAM dicts {class 0..19: HxW}; "
+                   help="png: label PNGs; cam: psa CAM dicts {class index: HxW}; "
                         "crf: CRF dicts {0: bg, k+1: class k} (psa la/ha CRF)")
     p.add_argument("--bg_threshold", type=float, default=metrics.CAM_BG_THRESHOLD,
                    help="cam: constant background score (psa infer_cls.py cam_pred: 0.2)")
     p.add_argument("--sweep", type=float, nargs="*", default=None,
                    help="cam: also evaluate these background thresholds in the same pass "
                         f"(no values: {SWEEP_THRESHOLDS[0]}..{SWEEP_THRESHOLDS[-1]} step 0.05)")
-    p.add_argument("--num_classes", type=int, default=21, help="including background (VOC: 21)")
+    p.add_argument("--cls_labels", default=None,
+                   help="image labels (cls_labels.npy), read for the class count only; "
+                        "default: <voc12_root>/cls_labels.npy when it exists")
+    add_class_args(p, with_background=True, found_in="the image labels when there are any")
     p.add_argument("--class_names", default=None,
-                   help="comma-separated class names (default: VOC background + 20 classes)")
+                   help="comma-separated class names, background first (default: the "
+                        "dataset's: VOC background + 20 classes, COCO background + 80)")
     p.add_argument("--json_out", default=None, help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no tables")
     return p
@@ -185,6 +186,13 @@ def resolve_gt_dir(args):
     return labels
 
 
+def num_classes_with_background(args):
+    """From the image labels when there are any (see --cls_labels), else the flags."""
+    no_ids = ()  # every listed image is scored, labelled or not
+    labels_path = optional_labels_path(args.cls_labels, args.voc12_root)
+    return labelled_images(args, no_ids, labels_path).num_classes + 1
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.json_out:
@@ -195,8 +203,9 @@ def main(argv=None):
     class_names = args.class_names.split(",") if args.class_names else None
     result = evaluate_folder(read_image_list(args.list), resolve_gt_dir(args), args.pred_dir,
                                 kind=args.type, bg_threshold=args.bg_threshold,
-                                thresholds=thresholds, num_classes=args.num_classes,
-                                class_names=class_names, quiet=args.quiet)
+                                thresholds=thresholds,
+                                num_classes=num_classes_with_background(args),
+                                class_names=class_names, quiet=args.quiet, dataset=args.dataset)
     if not args.quiet:
         print(format_result(result))
     if args.json_out:

@@ -14,7 +14,8 @@ eval_seg.py prints with its scores. Split the list with --shard i/n or torchrun.
 import argparse
 import os
 
-from tool import auxsegnet, dist
+from tool import auxsegnet, checkpoint, dist
+from tool.classes import add_class_args, resolve_checkpoint_num_classes
 from tool.cli import (ArgumentParser, add_device_arg, add_network_arg, positive_float, progress,
                       run_main)
 from tool.io import claim_output_folders, output_done, read_image, save_label_png, save_rgb
@@ -42,7 +43,7 @@ def build_parser():
     p.add_argument("--save_path", required=True, help="output folder of label PNGs")
     p.add_argument("--list_path", default="voc12/val_id.txt",
                    help="image ids (released default: VOC val)")
-    p.add_argument("--num_classes", type=int, default=21, help="including background")
+    add_class_args(p, with_background=True, found_in="the checkpoint's segmentation head")
     p.add_argument("--width", type=positive_float, default=None,
                    help="channel width of the weights (default: read from the checkpoint)")
     p.add_argument("--use_crf", nargs="?", const=True, default=False, type=str2bool,
@@ -61,11 +62,12 @@ def build_parser():
     return p
 
 
-def claim_outputs(args):
-    """Check the output folders against the settings that write them (settings.json)."""
+def claim_outputs(args, num_classes):
+    """Check the output folders against the settings that write them (settings.json);
+    num_classes: with background."""
     settings = inference_settings("AuxSegNet", args.weights, args.scales, args.flip,
                                   "inf" if args.use_crf else None)
-    settings["stage"] = "infer_AuxAff"
+    settings.update(stage="infer_AuxAff", num_classes=num_classes)
     return claim_output_folders([("--save_path", args.save_path, settings),
                                  ("--out_overlay", args.out_overlay, settings)], args.overwrite)
 
@@ -80,8 +82,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     device = dist.rank_device(args.device, args.gpu_id)
     ids = dist.shard_ids(read_image_list(args.list_path), args)
-    claim = claim_outputs(args)
-    net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
+    state = checkpoint.read_checkpoint(args.weights)
+    num_classes = resolve_checkpoint_num_classes(args, state, args.weights)
+    claim = claim_outputs(args, num_classes)
+    net = auxsegnet.segnet_from_state(state, args.weights, num_classes, args.width, device)
     todo = [i for i in ids
             if not all(output_done(p, args.overwrite) for p in output_paths(args, i) if p)]
     for img_id in progress(todo, "infer_AuxAff"):

@@ -1,6 +1,6 @@
 """Random-walk label maps from CAM dicts and a trained AffinityNet (psa `infer_aff.py`).
 
-Per image: background (1 - max CAM)^alpha, the 21 scores pooled to 1/8, walked t = 2^logt
+Per image: background (1 - max CAM)^alpha, the C + 1 scores pooled to 1/8, walked t = 2^logt
 steps with T = A^beta / column sums, upsampled, argmax. Writes VOC-palette label PNGs to
 --out_rw (and label overlays to --out_overlay) plus a settings.json for eval_seg.py.
 --method dense is psa's dense matrix squaring; the default sparse walk gives the same
@@ -8,12 +8,10 @@ labels far faster."""
 import argparse
 import os
 
-import numpy as np
-
 from network import resnet38_aff
 from tool import random_walk as rw
-from tool.cam import present_classes
 from tool.checkpoint import load_weights
+from tool.classes import add_dataset_arg, labelled_images
 from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
                       resolve_device, run_main)
 from tool.dist import add_shard_arg
@@ -28,10 +26,11 @@ MIN_WIDTH = rw.OUTPUT_STRIDE * (2 * rw.PAIR_RADIUS - 2) + 1  # 65 px: a 9-wide f
 
 def build_parser():
     p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     add_infer_data_args(data, "psa cls_labels.npy, to check the CAM dicts' classes")
     data.add_argument("--cam_dir", required=True, help="CAM dicts <id>.npy of infer_cls.py")
+    add_dataset_arg(data, found_in="the image labels")
     model = p.add_argument_group("model")
     model.add_argument("--weights", required=True, help="AffinityNet checkpoint (.pth)")
     model.add_argument("--network", default="network.resnet38_aff",
@@ -96,11 +95,12 @@ def cam_paths(cam_dir, ids):
     return paths
 
 
-def claim_outputs(args):
+def claim_outputs(args, num_classes):
     """Check the output folders against the settings that write them (settings.json)."""
     settings = {"stage": "infer_aff", "alpha": args.alpha, "beta": args.beta,
                 "logt": args.logt, "scale": args.scale, "method": args.method,
-                "cam_dir": args.cam_dir, "weights": args.weights, "crf": False}
+                "cam_dir": args.cam_dir, "weights": args.weights, "crf": False,
+                "num_classes": num_classes}
     return claim_output_folders([("--out_rw", args.out_rw, settings),
                                  ("--out_overlay", args.out_overlay, settings)], args.overwrite)
 
@@ -108,39 +108,34 @@ def claim_outputs(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args)
+    listed, img_dir, labels_path = infer_data(args)
+    data = labelled_images(args, listed, labels_path)
 
-    unlabelled = {i for i in ids
-                  if not present_classes(get_image_label(labels, i, labels_path))}
-    todo = [i for i in ids if not all(output_done(p, args.overwrite)
-                                      for p in output_paths(args, i))]
-    cam_files = cam_paths(args.cam_dir, [i for i in todo if i not in unlabelled])
+    todo = [i for i in data.ids if not all(output_done(p, args.overwrite)
+                                           for p in output_paths(args, i))]
+    cam_files = cam_paths(args.cam_dir, todo)
 
-    claim = claim_outputs(args)
+    claim = claim_outputs(args, data.num_classes)
     net = resnet38_aff.Net(width=args.width)
     load_weights(net, args.weights)
     net.eval().to(device)
     for img_id in progress(todo, "infer_aff"):
-        label = get_image_label(labels, img_id, labels_path)
+        label = get_image_label(data.labels, img_id, labels_path)
+        cams = load_cam_dict(cam_files[img_id], label)
         img_path = find_image(img_dir, img_id)
-        if img_id in unlabelled:  # no CAM; psa's walk of an empty CAM dict is all background
-            rgb = read_image(img_path)
-            rw_label = np.zeros(rgb.shape[:2], np.uint8)
-        else:
-            cams = load_cam_dict(cam_files[img_id], label)
-            rgb = read_image(img_path)
-            check_image_size(img_path, rgb, args.scale)
-            check_cam_shapes(cam_files[img_id], cams, rgb.shape[:2])
-            rw_label = rw.random_walk_label(net, rgb, cams, args.alpha, args.beta, args.logt,
-                                            args.method, device, args.scale)
+        rgb = read_image(img_path)
+        check_image_size(img_path, rgb, args.scale)
+        check_cam_shapes(cam_files[img_id], cams, rgb.shape[:2])
+        rw_label = rw.random_walk_label(net, rgb, cams, args.alpha, args.beta, args.logt,
+                                        args.method, device, args.scale, data.num_classes)
         paths = output_paths(args, img_id)
         claim.record()
         save_label_png(paths[0], rw_label)
         if args.out_overlay:
             save_rgb(paths[1], label_overlay(rgb, rw_label))
-    print(f"infer_aff: {len(todo)} images computed ({len(unlabelled & set(todo))} without a "
-          f"labelled class: background), {len(ids) - len(todo)} already done "
-          f"({len(ids)} listed)")
+    print(f"infer_aff: {len(todo)} images computed, {len(data.ids) - len(todo)} already done "
+          f"({len(listed)} listed, {data.skipped})")
+
 
 if __name__ == "__main__":
     run_main(main)

@@ -23,10 +23,12 @@ from split_img import (add_environment_args, add_model_args, heatmap_paths, load
                        save_class_heatmaps)
 from tool import cam as camlib
 from tool import infercam
+from tool.classes import class_names, labelled_images
 from tool.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int, progress,
                       resolve_device, run_main)
 from tool.io import InputError, claim_output_folders, output_done, read_image, save_npy
 from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
+
 
 def build_parser():
     p = ArgumentParser(description=__doc__,
@@ -67,15 +69,17 @@ def read_split_record(args, img_id):
     return infercam.load_split_record(path) if os.path.isfile(path) else None
 
 
-def image_label(args, img_id, record, labels, labels_path):
-    """The image label from the cls_labels file when there is one, else from the record."""
-    if labels is not None:
-        return get_image_label(labels, img_id, labels_path)
-    if record is None:
-        raise InputError(f"{infercam.split_record_path(args.split_path, img_id)}: split "
-                         "record not found; for crops without records give --voc12_root "
-                         "(or --cls_labels) for the image labels")
-    return camlib.multi_hot(record["classes"], args.num_classes)
+def crop_data(args):
+    """(the listed images with a labelled class, the image folder or None without
+    --voc12_root, the class names); without a label file the labels come from
+    split_img.py's records."""
+    listed, img_dir, labels_path = infer_data(args)
+    if labels_path is None:
+        labels = infercam.labels_from_split_records(args.split_path, listed)
+        data = labelled_images(args, listed, args.split_path, labels)
+    else:
+        data = labelled_images(args, listed, labels_path)
+    return data, img_dir, class_names(data.num_classes, args.dataset)
 
 
 def load_image(args, img_id, img_dir, record):
@@ -124,9 +128,9 @@ def refine_options(args, device):
             "chained": not args.direct_mask_resize, "flip_mask": args.flip_mask}
 
 
-def stage_settings(args):
+def stage_settings(args, num_classes):
     return {"stage": "infer_cam", "scales": args.scales, "flip": True, "crf": False,
-            "weights": args.weights, "split_path": args.split_path,
+            "weights": args.weights, "num_classes": num_classes, "split_path": args.split_path,
             "lossless_crops": args.lossless_crops, "max_rounds": args.max_rounds,
             "erase_threshold": args.erase_threshold, "min_shrink": args.min_shrink,
             "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize}
@@ -140,24 +144,20 @@ def main(argv=None):
     if args.lossless_crops and not args.voc12_root:
         parser.error("--lossless_crops cuts the crops from the original images: give --voc12_root")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
-    settings = stage_settings(args)
+    data, img_dir, names = crop_data(args)
+    settings = stage_settings(args, data.num_classes)
     claim = claim_output_folders([("--out_cam", args.out_cam, settings),
                                   ("--heatmap", args.heatmap, settings)], args.overwrite)
-    net = load_classifier(args, device)
+    net = load_classifier(args, data.num_classes, device)
     options = refine_options(args, device)
 
-    done = computed = rounds = crops_run = unlabelled = 0
-    for img_id in progress(ids, "infer_cam"):
-        if labels is not None and not camlib.present_classes(
-                get_image_label(labels, img_id, labels_path)):
-            unlabelled += 1  # split_img.py skipped it: no class to refine
-            continue
+    done = computed = rounds = crops_run = 0
+    for img_id in progress(data.ids, "infer_cam"):
         record = read_split_record(args, img_id)
-        label = image_label(args, img_id, record, labels, labels_path)
+        label = get_image_label(data.labels, img_id, data.labels_path)
         classes = camlib.present_classes(label)
         cam_path = os.path.join(args.out_cam, img_id + ".npy") if args.out_cam else None
-        heatmaps = heatmap_paths(args.heatmap, img_id, classes, args.num_classes) \
+        heatmaps = heatmap_paths(args.heatmap, img_id, classes, names) \
             if args.heatmap else {}
         if all(output_done(p, args.overwrite) for p in [cam_path, *heatmaps.values()] if p):
             done += 1
@@ -176,8 +176,8 @@ def main(argv=None):
         computed += 1
         rounds += sum(len(s) for s in shrinks)
         crops_run += len(shrinks)
-    print(f"infer_cam: {computed} images computed, {done} already done, {unlabelled} skipped "
-          f"without a labelled class ({len(ids)} listed); "
+    print(f"infer_cam: {computed} images computed, {done} already done "
+          f"({len(data.ids) + data.unlabelled} listed, {data.skipped}); "
           f"{rounds / max(crops_run, 1):.2f} erasing rounds per crop")
 
 

@@ -9,6 +9,7 @@ import os
 from network import resnet38_cls
 from tool import cam as camlib
 from tool.checkpoint import load_weights
+from tool.classes import add_class_args, labelled_images
 from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
                       resolve_device, run_main)
 from tool.crf import crf_with_bg_power, map_with_workers
@@ -30,7 +31,7 @@ def build_parser():
     model.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
     model.add_argument("--network", default="network.resnet38_cls",
                        help="accepted for psa compatibility; only network.resnet38_cls exists")
-    model.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
+    add_class_args(model, with_background=False, found_in="the image labels")
     model.add_argument("--width", type=positive_float, default=1.0,
                        help="channel multiplier (1.0 = paper)")
     cam = p.add_argument_group("CAM")
@@ -81,10 +82,10 @@ def crf_job(job):
     return len(targets)
 
 
-def claim_outputs(args):
+def claim_outputs(args, num_classes):
     """Check every output folder against the settings that write it (settings.json)."""
     cam = {"stage": "infer_cls", "scales": args.scales, "flip": True, "crf": False,
-           "weights": args.weights}
+           "weights": args.weights, "num_classes": num_classes}
     crf = {**cam, "crf": True}
     return claim_output_folders(
         [("--out_cam", args.out_cam, cam), ("--out_cam_pred", args.out_cam_pred, cam),
@@ -103,23 +104,21 @@ def main(argv=None):
     if (args.out_la_crf or args.out_ha_crf) and not args.out_cam:
         parser.error("--out_la_crf/--out_ha_crf need --out_cam (the CRF reads the CAM dicts)")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args)
+    listed, img_dir, labels_path = infer_data(args)
+    data = labelled_images(args, listed, labels_path)
 
-    claim = claim_outputs(args)
-    net = resnet38_cls.Net(num_classes=args.num_classes, width=args.width)
-    load_weights(net, args.weights, num_classes=args.num_classes)
+    claim = claim_outputs(args, data.num_classes)
+    net = resnet38_cls.Net(num_classes=data.num_classes, width=args.width)
+    load_weights(net, args.weights, num_classes=data.num_classes)
     net.eval().to(device)
 
-    done = computed = unlabelled = 0
+    done = computed = 0
     crf_jobs = []
-    for img_id in progress(ids, "infer_cls CAM"):
+    for img_id in progress(data.ids, "infer_cls CAM"):
         paths = output_paths(args, img_id)
         cam_paths = {k: v for k, v in paths.items() if not k.endswith("_crf")}
-        label = get_image_label(labels, img_id, labels_path)
+        label = get_image_label(data.labels, img_id, labels_path)
         img_path = find_image(img_dir, img_id)
-        if not camlib.present_classes(label):
-            unlabelled += 1  # no class, no CAM (psa would write an empty dict)
-            continue
         if all(output_done(p, args.overwrite) for p in cam_paths.values()):
             done += 1
         else:
@@ -136,8 +135,7 @@ def main(argv=None):
             crf_jobs.append((img_path, paths["out_cam"], targets))
     crf_done = sum(claim.recording(map_with_workers(crf_job, crf_jobs, args.workers)))
     print(f"infer_cls: {computed} images computed, {done} already done, "
-          f"{unlabelled} skipped without a labelled class, {crf_done} CRF dicts written "
-          f"({len(ids)} listed)")
+          f"{crf_done} CRF dicts written ({len(listed)} listed, {data.skipped})")
 
 
 if __name__ == "__main__":

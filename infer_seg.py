@@ -12,8 +12,8 @@ Example (the paper setting: multi-scale + flip + CRF):
 import argparse
 import os
 
-from network.deeplab_largefov import NUM_SEG_CLASSES
 from tool import checkpoint, dist
+from tool.classes import add_class_args, resolve_checkpoint_num_classes
 from tool.cli import ArgumentParser, add_device_arg, positive_float, progress, run_main
 from tool.io import InputError, claim_output_folders, output_done, read_image, save_label_png, \
     save_rgb
@@ -30,7 +30,7 @@ def build_parser():
     p.add_argument("--model", choices=sorted(MODELS), default="deeplabv2")
     p.add_argument("--weights", required=True, help="state dict written by train_seg.py")
     p.add_argument("--width", type=positive_float, default=1.0, help="as used for training")
-    p.add_argument("--num_classes", type=int, default=NUM_SEG_CLASSES)
+    add_class_args(p, with_background=True, found_in="the checkpoint's segmentation head")
     p.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
     p.add_argument("--voc12_root", help="VOC2012 folder; images from its JPEGImages")
     p.add_argument("--img_dir", help="image folder (overrides --voc12_root)")
@@ -69,12 +69,16 @@ def main(argv=None):
     device = dist.rank_device(args.device)
     img_dir = image_folder(args)
     ids = dist.shard_ids(read_image_list(args.infer_list), args)
+    state = checkpoint.read_checkpoint(args.weights)
+    num_classes = resolve_checkpoint_num_classes(args, state, args.weights)
     crf_kind = args.crf_params if args.use_crf else None
-    settings = inference_settings(args.model, args.weights, args.scales, args.flip, crf_kind)
+    settings = {**inference_settings(args.model, args.weights, args.scales, args.flip, crf_kind),
+                "num_classes": num_classes}
     claim = claim_output_folders([("--save_path", args.save_path, settings),
                                   ("--out_overlay", args.out_overlay, settings)], args.overwrite)
-    net = build_model(args.model, args.num_classes, args.width)
-    checkpoint.load_weights(net, args.weights, strict=True)
+    net = build_model(args.model, num_classes, args.width)
+    missing, unexpected = checkpoint.load_state(net, state, args.weights, strict=True)
+    print(checkpoint.load_report(args.weights, state, missing, unexpected), flush=True)
     net.to(device).eval()
     written = 0
     for img_id in progress(ids, "infer_seg"):

@@ -21,6 +21,7 @@ import shlex
 import gen_pgt
 import train_AuxAff
 from eval_seg import evaluate_folder
+from tool.classes import add_class_args, class_flags, labelled_images
 from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
                       positive_int, run_main)
 from tool.io import InputError, check_output_folder, load_json, save_json
@@ -43,7 +44,7 @@ def build_parser():
     p.add_argument("--init_weights", required=True, help="round 1 init: the classifier")
     p.add_argument("--list_path", default="voc12/train_aug_id.txt", help="training ids")
     p.add_argument("--cls_labels", default="voc12/cls_labels.npy", help="psa image labels")
-    p.add_argument("--num_classes", type=int, default=21, help="including background")
+    add_class_args(p, with_background=True, found_in="the image labels")
     p.add_argument("--num_epochs", type=positive_int, default=15,
                    help="round 1 epochs (paper: 15)")
     p.add_argument("--later_epochs", type=positive_int, default=None,
@@ -76,7 +77,7 @@ def train_argv(args, k):
     epochs = args.num_epochs if k == 1 or args.later_epochs is None else args.later_epochs
     return ["--img_path", args.img_path, "--seg_pgt_path", seg, "--sal_pgt_path", sal,
             "--list_path", args.list_path, "--cls_labels", args.cls_labels,
-            "--num_classes", str(args.num_classes), "--num_epochs", str(epochs),
+            *class_flags(args), "--num_epochs", str(epochs),
             "--width", str(args.width), "--device", args.device,
             "--save_path", round_paths(args.work_dir, k)["model"], *shlex.split(args.train_args)]
 
@@ -103,15 +104,18 @@ def update_round(args, weights, paths):
     gen_pgt.main(["--weights", weights, "--img_path", args.img_path, "--SALpath", args.SALpath,
                   "--seg_pgt_path", paths["seg"], "--sal_pgt_path", paths["sal"],
                   "--list_path", args.list_path, "--cls_labels", args.cls_labels,
-                  "--num_classes", str(args.num_classes), "--workers", str(args.workers),
+                  *class_flags(args), "--workers", str(args.workers),
                   "--device", args.device])
 
 
 def score(args, seg_dir):
+    """Scores of the pseudo labels of the listed images with a labelled class (the others
+    get none), or None without --gt_dir."""
     if args.gt_dir is None:
         return None
-    result = evaluate_folder(read_image_list(args.list_path), args.gt_dir, seg_dir,
-                             num_classes=args.num_classes)
+    data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
+    result = evaluate_folder(data.ids, args.gt_dir, seg_dir,
+                             num_classes=data.num_classes + 1, dataset=args.dataset)
     return {"miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"]}
 
 
@@ -152,6 +156,7 @@ def summary_table(records, initial_scores):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_output_folder(args.work_dir, "--work_dir")
+    labelled_images(args, read_image_list(args.list_path), args.cls_labels)  # fail early
     records = [run_round(args, k) for k in range(1, args.rounds + 1)]
     table = summary_table(records, score(args, args.seg_pgt_path))
     print(table)

@@ -18,19 +18,20 @@ from network import resnet38_cls
 from tool import cam as camlib
 from tool import infercam
 from tool.checkpoint import load_weights
+from tool.classes import add_class_args, class_names, file_name_part, labelled_images
 from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
                       resolve_device, run_main)
 from tool.dist import add_shard_arg
 from tool.io import claim_output_folders, output_done, read_image, save_npy
 from tool.visualize import save_cam_overlay
-from tool.voc import VOC_CLASSES, add_infer_data_args, find_image, get_image_label, infer_data
+from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 
 def add_model_args(group):
     group.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
     group.add_argument("--network", default="network.resnet38_cls",
                        help="accepted for InferCam compatibility; only network.resnet38_cls exists")
-    group.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
+    add_class_args(group, with_background=False, found_in="the image labels")
     group.add_argument("--width", type=positive_float, default=1.0,
                        help="channel multiplier (1.0 = paper)")
     group.add_argument("--scales", type=positive_float, nargs="+", default=list(camlib.CAM_SCALES),
@@ -67,19 +68,23 @@ def build_parser():
     return p
 
 
-def load_classifier(args, device):
-    net = resnet38_cls.Net(num_classes=args.num_classes, width=args.width)
-    load_weights(net, args.weights, num_classes=args.num_classes)
+def classifier_data(args):
+    """(the listed images with a labelled class (`labelled_images`), the image folder,
+    the class names)."""
+    listed, img_dir, labels_path = infer_data(args)
+    data = labelled_images(args, listed, labels_path)
+    return data, img_dir, class_names(data.num_classes, args.dataset)
+
+
+def load_classifier(args, num_classes, device):
+    net = resnet38_cls.Net(num_classes=num_classes, width=args.width)
+    load_weights(net, args.weights, num_classes=num_classes)
     return net.eval().to(device)
 
 
-def class_name(c, num_classes):
-    return VOC_CLASSES[c] if num_classes == len(VOC_CLASSES) else f"class{c}"
-
-
-def heatmap_paths(folder, img_id, classes, num_classes):
+def heatmap_paths(folder, img_id, classes, names):
     """InferCam's heatmap names: <id>_<class name>.jpg per labelled class."""
-    return {c: os.path.join(folder, f"{img_id}_{class_name(c, num_classes)}.jpg") for c in classes}
+    return {c: os.path.join(folder, f"{img_id}_{file_name_part(names[c])}.jpg") for c in classes}
 
 
 def save_class_heatmaps(paths, rgb, cams):
@@ -87,7 +92,7 @@ def save_class_heatmaps(paths, rgb, cams):
         save_cam_overlay(path, rgb, {c: cams[c]})
 
 
-def output_paths(args, img_id, classes):
+def output_paths(args, img_id, classes, names):
     paths = [infercam.split_record_path(args.split_path, img_id)]
     if not args.lossless_crops:
         paths += [infercam.crop_image_path(args.split_path, img_id, i)
@@ -95,7 +100,7 @@ def output_paths(args, img_id, classes):
     if args.out_cam:
         paths.append(os.path.join(args.out_cam, img_id + ".npy"))
     if args.heatmap:
-        paths += list(heatmap_paths(args.heatmap, img_id, classes, args.num_classes).values())
+        paths += list(heatmap_paths(args.heatmap, img_id, classes, names).values())
     return paths
 
 
@@ -108,10 +113,10 @@ def split_image(net, rgb, label, args, device):
     return norm_cam, classes, centers, boxes
 
 
-def write_split_outputs(args, img_id, rgb, label, split):
+def write_split_outputs(args, img_id, rgb, label, split, names):
     norm_cam, classes, centers, boxes = split
     infercam.save_split_record(infercam.split_record_path(args.split_path, img_id),
-                               rgb.shape[:2], classes, centers, boxes, args.clamp_crops)
+                               rgb.shape[:2], len(label), classes, centers, boxes, args.clamp_crops)
     if not args.lossless_crops:
         for index, box in enumerate(boxes):
             infercam.save_crop_jpeg(infercam.crop_image_path(args.split_path, img_id, index),
@@ -120,34 +125,31 @@ def write_split_outputs(args, img_id, rgb, label, split):
     if args.out_cam:
         save_npy(os.path.join(args.out_cam, img_id + ".npy"), cams)
     if args.heatmap:
-        save_class_heatmaps(heatmap_paths(args.heatmap, img_id, classes, args.num_classes),
-                            rgb, cams)
+        save_class_heatmaps(heatmap_paths(args.heatmap, img_id, classes, names), rgb, cams)
 
 
-def stage_settings(args):
+def stage_settings(args, num_classes):
     return {"stage": "split_img", "scales": args.scales, "flip": True, "crf": False,
-            "weights": args.weights, "clamp_crops": args.clamp_crops,
-            "lossless_crops": args.lossless_crops}
+            "weights": args.weights, "num_classes": num_classes,
+            "clamp_crops": args.clamp_crops, "lossless_crops": args.lossless_crops}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
-    settings = stage_settings(args)
+    data, img_dir, names = classifier_data(args)
+    settings = stage_settings(args, data.num_classes)
     claim = claim_output_folders([("--split_path", args.split_path, settings),
                                   ("--out_cam", args.out_cam, settings),
                                   ("--heatmap", args.heatmap, settings)], args.overwrite)
-    net = load_classifier(args, device)
+    net = load_classifier(args, data.num_classes, device)
 
-    done = computed = unlabelled = 0
-    for img_id in progress(ids, "split_img"):
-        label = get_image_label(labels, img_id, labels_path)
+    done = computed = 0
+    for img_id in progress(data.ids, "split_img"):
+        label = get_image_label(data.labels, img_id, data.labels_path)
         classes = camlib.present_classes(label)
-        if not classes:
-            unlabelled += 1  # InferCam splits around the labelled classes: nothing to split
-            continue
-        if all(output_done(p, args.overwrite) for p in output_paths(args, img_id, classes)):
+        if all(output_done(p, args.overwrite)
+               for p in output_paths(args, img_id, classes, names)):
             done += 1
             continue
         img_path = find_image(img_dir, img_id)
@@ -155,10 +157,11 @@ def main(argv=None):
         camlib.check_scales(img_path, rgb.shape, args.scales)
         split = split_image(net, rgb, label, args, device)
         claim.record()
-        write_split_outputs(args, img_id, rgb, label, split)
+        write_split_outputs(args, img_id, rgb, label, split, names)
         computed += 1
-    print(f"split_img: {computed} images split, {done} already done, {unlabelled} skipped "
-          f"without a labelled class ({len(ids)} listed)")
+    print(f"split_img: {computed} images split, {done} already done "
+          f"({len(data.ids) + data.unlabelled} listed, {data.skipped}: InferCam splits "
+          "around the labelled classes)")
 
 
 if __name__ == "__main__":

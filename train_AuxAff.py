@@ -4,7 +4,8 @@ Released recipe (train_AuxAff.py defaults): batch 4, crop 321, one random scale 
 [0.7, 1.3] per batch, flip p 0.5, crop zero-padded at the bottom/right (padded labels
 are 0), saliency binarised at 0.5; loss = cls + init/refined saliency BCE + init/refined
 segmentation CE; PolyOptimizer_cls (lr 7e-4, 10x for seg/sal/fc8 parameters, wt_dec
-1e-5 landing in SGD's momentum slot, power 0.9) over 15 epochs of train_aug; frozen
+1e-5 landing in SGD's momentum slot, power 0.9) over 15 epochs of train_aug, plus the
+released loop's one extra iteration at the frozen lr (max_step + 1 in all); frozen
 BatchNorm; initialised non-strictly from the ResNet-38 classifier.
 
     python train_AuxAff.py --img_path VOC2012/JPEGImages --seg_pgt_path pgt/seg \\
@@ -24,11 +25,11 @@ from torch.utils.data import DataLoader
 
 from network.AuxSegNet import SegNet
 from tool import auxsegnet, checkpoint, dist
+from tool.classes import add_class_args, labelled_images
 from tool.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_float,
                       nonnegative_int, positive_float, positive_int, progress, run_main)
 from tool.io import InputError, check_output_folder, json_line, save_json
-from tool.optim import PolyOptimizer_cls
-from tool.voc import load_cls_labels, read_image_list
+from tool.voc import read_image_list
 
 RESUME_AUTO = "auto"
 
@@ -45,7 +46,7 @@ def build_parser():
                       help="training ids (released default: train_aug)")
     data.add_argument("--cls_labels", default="voc12/cls_labels.npy",
                       help="psa image-label dict (released code reads voc12/cls_labels.npy)")
-    data.add_argument("--num_classes", type=int, default=21, help="including background")
+    add_class_args(data, with_background=True, found_in="the image labels")
     data.add_argument("--num_workers", type=nonnegative_int, default=4,
                       help="DataLoader worker processes (released: 16); 0 loads inline")
     model = p.add_argument_group("model")
@@ -101,13 +102,16 @@ def output_paths(args):
 
 
 def make_dataset(args):
+    """The training dataset over the listed images with a labelled class (make_pgt.py and
+    gen_pgt.py write no pseudo labels for the others), and the `labelled_images` record."""
     for flag in ("img_path", "seg_pgt_path", "sal_pgt_path"):
         if not os.path.isdir(getattr(args, flag)):
             raise InputError(f"{getattr(args, flag)}: --{flag} folder not found")
-    return auxsegnet.AuxTrainDataset(
-        read_image_list(args.list_path), args.img_path, args.seg_pgt_path, args.sal_pgt_path,
-        load_cls_labels(args.cls_labels), args.cls_labels, args.crop_size, args.num_classes,
-        args.seg_pad_label)
+    data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
+    dataset = auxsegnet.AuxTrainDataset(data.ids, args.img_path, args.seg_pgt_path,
+                                        args.sal_pgt_path, data.labels, args.cls_labels,
+                                        args.crop_size, data.num_classes + 1, args.seg_pad_label)
+    return dataset, data
 
 
 def make_loader(dataset, args, info, start, stop):
@@ -123,13 +127,6 @@ def make_loader(dataset, args, info, start, stop):
     # run continues exactly as an uninterrupted one
     return DataLoader(dataset, batch_sampler=plan, num_workers=args.num_workers,
                       pin_memory=info.device.type == "cuda", generator=torch.Generator())
-
-
-def make_optimizer(net, args, max_step):
-    groups = [{"params": net.get_1x_lr_params(), "lr": args.lr},
-              {"params": net.get_10x_lr_params(), "lr": 10 * args.lr}]
-    return PolyOptimizer_cls(groups, lr=args.lr, weight_decay=args.wt_dec, max_step=max_step,
-                             momentum=args.momentum)
 
 
 def log_record(step, max_step, optimizer, terms, images, seconds):
@@ -150,7 +147,8 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
     bar = progress(loader, "train_AuxAff", disable=not main_proc)
     for batch in bar:
         terms = auxsegnet.train_step(model, optimizer, scaler,
-                                     auxsegnet.to_device(batch, info.device), weights, amp)
+                                     auxsegnet.to_device(batch, info.device), weights, amp,
+                                     iteration=step + 1)
         step += 1
         bar.set_postfix(loss=f"{terms['loss']:.4f}")
         if main_proc and (step % args.print_intervals == 0 or step == stop):
@@ -190,29 +188,30 @@ def main(argv=None):
     check_output_folder(args.save_path, "--save_path")
     info = dist.init_distributed(args.device, args.gpu_id)
     torch.manual_seed(args.seed + info.rank)
-    dataset = make_dataset(args)
+    dataset, data = make_dataset(args)
     max_step = len(dataset) // args.batch_size * args.num_epochs
-    net = SegNet(num_classes=args.num_classes, width=args.width)
+    net = SegNet(num_classes=dataset.num_classes, width=args.width)
     resume = resume_path(args)
     if args.init_weights and resume is None:
         checkpoint.load_weights(net, args.init_weights, strict=False,
-                                num_classes=args.num_classes)
+                                num_classes=dataset.num_classes)
     elif resume is None:
         print("train_AuxAff: no --init_weights, training from a random initialisation")
     net.to(info.device).train()
-    optimizer = make_optimizer(net, args, max_step)
+    optimizer = auxsegnet.make_optimizer(net, args.lr, args.wt_dec, max_step, args.momentum)
     scaler = torch.amp.GradScaler(info.device.type,
                                   enabled=args.amp and info.device.type == "cuda")
     state = resume_state(resume, net, optimizer, scaler)
-    stop = max_step if args.max_iters is None else min(max_step, args.max_iters)
+    stop = auxsegnet.total_iterations(max_step, args.max_iters)
     loader = make_loader(dataset, args, info, state["step"], stop)
     model = DistributedDataParallel(net) if info.distributed else net
     terms = train(model, net, optimizer, scaler, loader, args, info, state)
     final = output_paths(args)["final"]
     if dist.is_main_process():
         checkpoint.save_checkpoint(final, net)
-        print(f"train_AuxAff: iteration {stop}/{max_step}, last loss "
-              f"{terms.get('loss', float('nan')):.4f}; weights in {final}")
+        print(f"train_AuxAff: {stop} iterations (max_step {max_step}), last loss "
+              f"{terms.get('loss', float('nan')):.4f}; weights in {final} ({len(dataset)} "
+              f"images, {data.skipped})")
     dist.cleanup()
     return final
 

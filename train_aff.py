@@ -12,6 +12,7 @@ import torch
 from network import resnet38_aff
 from tool.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
 from tool.checkpoint import load_weights
+from tool.classes import labelled_images, optional_labels_path
 from tool.cli import ArgumentParser, positive_float, positive_int, run_main
 from tool.dist import cleanup, init_distributed, is_main_process
 from tool.psa_train import add_psa_training_args, train_psa, weights_path
@@ -31,6 +32,10 @@ def build_parser():
                       help="low-alpha CRF dicts of infer_cls.py --out_la_crf")
     data.add_argument("--ha_crf_dir", required=True,
                       help="high-alpha CRF dicts of infer_cls.py --out_ha_crf")
+    data.add_argument("--cls_labels", default=None,
+                      help="image labels, to skip images without a labelled class (infer_cls.py "
+                           "writes no CRF dicts for them; default: <voc12_root>/cls_labels.npy "
+                           "when it exists, else every listed image is used, as psa)")
     data.add_argument("--crop_size", type=positive_int, default=CROP_SIZE, help="psa README: 448")
     model = p.add_argument_group("model")
     model.add_argument("--weights", default=None,
@@ -63,8 +68,9 @@ def main(argv=None):
         parser.error(f"--crop_size must be at least {MIN_CROP} (radius-{PAIR_RADIUS} pairs)")
     dist = init_distributed(args.device)
     torch.manual_seed(args.seed + dist.rank)
-    ids = read_image_list(args.train_list)
-    dataset = AffinityDataset(ids, os.path.join(args.voc12_root, "JPEGImages"),
+    data = labelled_images(args, read_image_list(args.train_list),
+                           optional_labels_path(args.cls_labels, args.voc12_root))
+    dataset = AffinityDataset(data.ids, os.path.join(args.voc12_root, "JPEGImages"),
                               args.la_crf_dir, args.ha_crf_dir, args.crop_size)
     loader = affinity_loader(dataset, args.batch_size, args.num_workers, args.seed, dist.rank,
                              dist.world_size)
@@ -72,7 +78,8 @@ def main(argv=None):
     step, running = train_psa(net, loader, args, dist, affinity_loss, "train_aff")
     if is_main_process():
         losses = ", ".join(f"{k} {v:.4f}" for k, v in running.items())  # loss, bg, fg, neg
-        print(f"train_aff: {step} steps ({losses}), saved {weights_path(args)}")
+        print(f"train_aff: {step} steps ({losses}), saved {weights_path(args)} "
+              f"(images: {data.skipped})")
     cleanup()
 
 

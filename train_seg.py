@@ -28,10 +28,12 @@ from torch.utils.data import DataLoader
 from network import deeplab_largefov, deeplab_v2
 from tool import checkpoint, dist, transforms
 from tool.batch_plan import SeededItems, StepPlan, seeded_epoch_batches
+from tool.classes import add_class_args, labelled_images, optional_labels_path
 from tool.cli import (ArgumentParser, add_device_arg, nonnegative_float, nonnegative_int,
                       ordered_pair, positive_float, positive_int, progress, run_main)
 from tool.io import IGNORE_LABEL, InputError, check_output_file, json_line
-from tool.optim import PolyOptimizer, psa_param_groups
+from tool.optim import psa_optimizer
+from tool.train_step import sgd_step
 from tool.voc import VOCSegDataset, read_image_list, voc_dirs
 
 MODELS = {"largefov": deeplab_largefov.Net, "deeplabv2": deeplab_v2.Net}
@@ -49,8 +51,11 @@ def build_parser():
     data.add_argument("--img_dir", help="image folder (overrides --voc12_root)")
     data.add_argument("--label_dir", required=True,
                       help="label PNGs <id>.png: random-walk, AuxSegNet or ground-truth labels")
-    data.add_argument("--num_classes", type=int, default=deeplab_largefov.NUM_SEG_CLASSES,
-                      help="classes including background (VOC 21)")
+    data.add_argument("--cls_labels", default=None,
+                      help="image labels: the class count, and images without a labelled "
+                           "class are skipped (no pseudo labels are made for them); default: "
+                           "<voc12_root>/cls_labels.npy when it exists")
+    add_class_args(data, with_background=True, found_in="the image labels when there are any")
     data.add_argument("--num_workers", type=nonnegative_int, default=2,
                       help="DataLoader processes; 0 loads in the main process (same batches)")
     model = p.add_argument_group("model")
@@ -136,20 +141,13 @@ def load_init_weights(net, path):
                          f"network: {checkpoint.summarise_keys(backbone_missing)}")
 
 
+def seg_loss_terms(logits, target):
+    """seg_loss as the (loss, named terms) pair tool.train_step.sgd_step takes (no terms)."""
+    return seg_loss(logits, target), {}
+
+
 def make_optimizer(net, args):
-    groups = psa_param_groups(net.get_parameter_groups(), args.lr, args.wt_dec)
-    return PolyOptimizer(groups, args.lr, args.wt_dec, args.max_iters, momentum=args.momentum)
-
-
-def train_step(model, optimizer, scaler, images, labels, amp):
-    """One SGD step; returns the loss as a float."""
-    with torch.autocast(device_type=images.device.type, enabled=amp):
-        loss = seg_loss(model(images), labels)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return loss.item()
+    return psa_optimizer(net, args.lr, args.wt_dec, args.max_iters, args.momentum)
 
 
 def make_dataset(args):
@@ -158,8 +156,12 @@ def make_dataset(args):
         raise InputError("--img_dir / --voc12_root: give the image folder")
     if not os.path.isdir(args.label_dir):
         raise InputError(f"{args.label_dir}: label folder not found")
-    dataset = VOCSegDataset(read_image_list(args.train_list), img_dir, args.label_dir,
-                            num_classes=args.num_classes)
+    data = labelled_images(args, read_image_list(args.train_list),
+                           optional_labels_path(args.cls_labels, args.voc12_root))
+    dataset = VOCSegDataset(data.ids, img_dir, args.label_dir, num_classes=data.num_classes + 1)
+    if dist.is_main_process():
+        print(f"train_seg: {len(data.ids)} images, {data.num_classes + 1} classes with "
+              f"background ({data.skipped})")
     return SeededItems(dataset, SegTrainTransform(args.crop_size, args.scale_range))
 
 
@@ -208,7 +210,7 @@ def main(argv=None):
     info = dist.init_distributed(args.device)
     torch.manual_seed(args.seed + info.rank)
     dataset = make_dataset(args)
-    net = build_model(args.model, args.num_classes, args.width, args.freeze_bn)
+    net = build_model(args.model, dataset.dataset.num_classes, args.width, args.freeze_bn)
     main_proc = dist.is_main_process()
     saved = resume_path(args)
     if args.init_weights and saved is None:
@@ -226,8 +228,8 @@ def main(argv=None):
     loss = float("nan")
     for it in bar:
         images, labels = next(data)
-        loss = train_step(model, optimizer, scaler, images.to(info.device),
-                          labels.to(info.device), amp)
+        loss = sgd_step(model, optimizer, images.to(info.device), labels.to(info.device),
+                        seg_loss_terms, scaler, amp, iteration=it + 1)["loss"]
         done = it + 1
         if main_proc and (done % args.log_every == 0 or done == args.max_iters):
             lr = optimizer.param_groups[0]["lr"]

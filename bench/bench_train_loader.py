@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.make_demo_dataset import make_demo_dataset  # noqa: E402
 from network.AuxSegNet import SegNet  # noqa: E402
 from tool import auxsegnet  # noqa: E402
-from tool.optim import PolyOptimizer_cls  # noqa: E402
 from tool.voc import load_cls_labels, read_image_list  # noqa: E402
 
 WIDTH = 0.125
@@ -61,9 +60,7 @@ def trainer(state):
     net = SegNet(width=WIDTH)
     net.load_state_dict(state)
     net.train()
-    groups = [{"params": net.get_1x_lr_params(), "lr": 7e-4},
-              {"params": net.get_10x_lr_params(), "lr": 7e-3}]
-    optimizer = PolyOptimizer_cls(groups, lr=7e-4, weight_decay=1e-5, max_step=100)
+    optimizer = auxsegnet.make_optimizer(net, lr=7e-4, wt_dec=1e-5, max_step=100)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     return lambda batch: auxsegnet.train_step(net, optimizer, scaler, batch)
 

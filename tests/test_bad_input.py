@@ -499,6 +499,7 @@ def test_16bit_image_is_converted_not_clipped(tmp_path):
 
 
 def test_image_without_a_labelled_class_is_skipped_and_counted(e, tmp_path, capsys):
+    """One rule in every stage (tool.classes.labelled_images): no output, one count."""
     labels = dict(e.labels)
     no_class = read_image_list(e.val_list)[1]
     labels[no_class] = np.zeros(20, np.float32)
@@ -508,21 +509,25 @@ def test_image_without_a_labelled_class_is_skipped_and_counted(e, tmp_path, caps
                           tmp_path / "pred")
     infer_cls.main(strings(argv))
     out = capsys.readouterr().out
-    assert "1 images computed" in out and "1 skipped without a labelled class" in out
+    assert "1 images computed" in out and "1 without a labelled class skipped" in out
     assert not (tmp_path / "cam" / f"{no_class}.npy").exists()
+    assert not (tmp_path / "pred" / f"{no_class}.png").exists()
     assert (tmp_path / "la" / f"{e.val_id}.npy").is_file()
-    # downstream: the random walk labels it background, make_pgt fuses saliency alone
+    # downstream stages skip it too (it has no CAM to read) and count it once
     infer_aff.main(strings(infer_aff_args(
         e, "--cls_labels", tmp_path / "cls_labels.npy", "--cam_dir", tmp_path / "cam",
         "--out_rw", tmp_path / "rw")))
-    rw = np.array(Image.open(tmp_path / "rw" / f"{no_class}.png"))
-    assert rw.shape == read_image(e.images / f"{no_class}.jpg").shape[:2] and not rw.any()
+    out = capsys.readouterr().out
+    assert "1 images computed" in out and "1 without a labelled class skipped" in out
+    assert not (tmp_path / "rw" / f"{no_class}.png").exists()
+    assert (tmp_path / "rw" / f"{e.val_id}.png").is_file()
     (tmp_path / "one.txt").write_text(f"{no_class}\n")
-    make_pgt.main(strings(["--list", tmp_path / "one.txt", "--cam_dir", tmp_path / "cam",
-                           "--sal_dir", e.sal, "--cls_labels", tmp_path / "cls_labels.npy",
-                           "--out_dir", tmp_path / "pgt"]))
-    pgt = np.array(Image.open(tmp_path / "pgt" / f"{no_class}.png"))
-    assert set(np.unique(pgt)) <= {0, 255}  # background or not sure: no object class
+    result = make_pgt.main(strings(["--list", tmp_path / "one.txt", "--cam_dir",
+                                    tmp_path / "cam", "--sal_dir", e.sal, "--cls_labels",
+                                    tmp_path / "cls_labels.npy", "--out_dir", tmp_path / "pgt"]))
+    assert result["written"] == 0 and result["unlabelled"] == 1
+    assert "1 without a labelled class skipped" in capsys.readouterr().out
+    assert not (tmp_path / "pgt" / f"{no_class}.png").exists()
 
 
 def test_overwrite_accepts_other_settings(e, tmp_path):

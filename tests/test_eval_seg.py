@@ -8,6 +8,7 @@ import pytest
 
 import eval_seg
 from golden import TESTDATA
+from tool.classes import segmentation_class_names
 from tool.cli import run_main
 from tool.io import InputError, read_label_png, save_label_png, save_npy
 
@@ -58,7 +59,7 @@ def test_known_perturbation(tmp_path):
     iou_bg = 100 * total[0] / (total[0] + n)
     expected = (100 * (len(present) - 2) + iou_cls + iou_bg) / len(present)
     result = eval_seg.evaluate_folder(ids, VOC_MASKS, pred_dir)
-    name = eval_seg.VOC_SEG_CLASSES[cls]
+    name = segmentation_class_names(20)[cls]
     assert result["iou"][name] == pytest.approx(iou_cls, abs=1e-4)
     assert result["iou"]["background"] == pytest.approx(iou_bg, abs=1e-4)
     assert result["precision"][name] == 100.0

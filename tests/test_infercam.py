@@ -313,7 +313,8 @@ def test_infer_cam_names_a_crop_too_small_for_the_scales(demo, tmp_path):
     img_id = read_image_list(demo / "train.txt")[0]
     h, w = read_image(demo / "JPEGImages" / f"{img_id}.jpg").shape[:2]
     boxes = [(0, h, 0, w)] * 3 + [(-1, h, 0, w)]  # a wrap that leaves one row
-    infercam.save_split_record(tmp_path / f"{img_id}.json", (h, w), [0], [[0, 0]], boxes, False)
+    infercam.save_split_record(tmp_path / f"{img_id}.json", (h, w), 20, [0], [[0, 0]], boxes,
+                               False)
     with pytest.raises(InputError, match=f"{img_id}.json: crop 4 is 1x{w}.*--clamp_crops"):
         infer_cam.main(demo_args(demo, "--split_path", str(tmp_path), "--lossless_crops",
                                  "--out_cam", str(tmp_path / "cam")))

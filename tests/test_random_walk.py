@@ -162,8 +162,35 @@ def test_scaled_walk_returns_scores_at_the_image_size():
     cam = np.zeros((40, 72), np.float32)
     cam[10:30, 20:50] = 1.0
     scores = rw.random_walk_scores(net, rgb, {4: cam}, alpha=4, beta=50, logt=0, scale=2.0)
-    assert tuple(scores.shape) == (rw.NUM_SCORES, 40, 72)
+    assert tuple(scores.shape) == (rw.NUM_CLASSES + 1, 40, 72)
     big = rw.scaled_walk_inputs(rgb, {4: cam}, 2.0)
     assert big[0].shape == (80, 144, 3) and big[1][4].shape == (80, 144)
     label = scores.argmax(dim=0).numpy()
     assert (label[15:25, 28:42] == 5).all() and (label[:4, :] == 0).all()
+
+
+def test_an_80_class_cam_dict_walks_to_coco_labels():
+    """COCO: CAM keys up to 79 become scores 1..80 and labels 1..80 (sparse = dense)."""
+    from network import resnet38_aff
+    shape = (40, 72)
+    near, far = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    near[4:20, 4:30] = 1.0
+    far[20:36, 40:70] = 0.8
+    cams = {50: near, 79: far}
+    scores = rw.rw_scores(cams, shape, alpha=4, num_classes=80)
+    assert scores.shape == (81,) + shape
+    np.testing.assert_array_equal(scores[51], near)
+    np.testing.assert_array_equal(scores[80], far)
+    np.testing.assert_allclose(scores[0], (1 - np.maximum(near, far)) ** 4)
+    assert not scores[np.r_[1:51, 52:80]].any()
+
+    torch.manual_seed(0)
+    net = resnet38_aff.Net(width=0.125).eval()
+    rgb = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    labels = [rw.random_walk_label(net, rgb, cams, alpha=4, beta=50, logt=1, method=m,
+                                   num_classes=80) for m in rw.METHODS]
+    np.testing.assert_array_equal(labels[0], labels[1])
+    label = labels[0]
+    assert set(np.unique(label)) == {0, 51, 80}
+    assert (label[8:16, 8:26] == 51).all() and (label[24:32, 44:66] == 80).all()
+    assert (label[:, 32:38] == 0).all()

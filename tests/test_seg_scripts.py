@@ -15,6 +15,7 @@ from network import resnet38_cls
 from tool import checkpoint
 from tool.io import SETTINGS_FILE, InputError, read_label_png, save_label_png
 from tool.seg_infer import predict_label, predict_probs
+from tool.train_step import sgd_step
 
 SMALL = 0.125
 COLOURS = torch.tensor([[-1.0, 0.0, 1.0], [1.5, -1.0, 0.0], [0.0, 1.5, -1.5]])
@@ -49,7 +50,7 @@ def test_a_few_training_steps_lower_the_loss(model):
 
     before = eval_loss()
     for _ in range(args.max_iters):
-        train_seg.train_step(net, optimizer, scaler, images, labels, amp=False)
+        sgd_step(net, optimizer, images, labels, train_seg.seg_loss_terms, scaler)
     assert eval_loss() < before - 0.1
 
 

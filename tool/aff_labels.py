@@ -4,6 +4,7 @@ before normalisation, as psa) and a flip applied to image and scores together, t
 1/8-resolution labels and the bg-positive / fg-positive / negative labels of the radius-5
 pairs; and psa's affinity loss."""
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,7 +12,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from tool.io import IGNORE_LABEL, InputError, load_cam_dict, read_image
 from tool.random_walk import PAIR_RADIUS, get_indices_of_pairs
-from tool.transforms import color_jitter, normalize, random_crop, random_hflip, worker_rng
+from tool.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
+    draw_jitter, hflip_if, normalize, worker_rng
 from tool.voc import find_image
 
 CROP_SIZE = 448  # psa README: train_aff.py --crop_size 448
@@ -97,14 +99,37 @@ def affinity_loss(aff, pair_labels):
     return parts["bg"] / 4 + parts["fg"] / 4 + parts["neg"] / 2, parts
 
 
+@dataclass(frozen=True)
+class JointDraws:
+    """The draws of psa's train_aff augmentation of one image: colour jitter (None: none),
+    the crop's (top, left) offsets (tool.transforms.crop_at) and the flip."""
+    jitter: JitterDraws | None
+    offsets: tuple
+    flip: bool
+
+
+def draw_joint_augment(rng, hw, crop_size):
+    """JointDraws for an image of size hw = (H, W), in psa's order: jitter, crop, flip."""
+    jitter = draw_jitter(rng)
+    offsets = draw_crop_offsets(hw, crop_size, rng)
+    return JointDraws(jitter, offsets, draw_flip(rng))
+
+
 def joint_augment(rgb, scores, crop_size, rng):
+    """apply_joint_augment with draws from `rng` (draw_joint_augment)."""
+    draws = draw_joint_augment(rng, rgb.shape[:2], crop_size)
+    return apply_joint_augment(rgb, scores, crop_size, draws)
+
+
+def apply_joint_augment(rgb, scores, crop_size, draws):
     """psa's train_aff chain: jitter, crop image and (H, W, C) scores together (zero =
     black padding for the image, no score for the labels), flip both, normalise.
     Returns the (3, crop, crop) image and the (crop, crop, C) scores."""
-    rgb = color_jitter(rgb, rng)
+    if draws.jitter is not None:
+        rgb = apply_jitter(rgb, draws.jitter)
     raw = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
-    raw, scores = random_crop(raw, crop_size, rng, labels=(scores,), label_pad=0)
-    hwc, scores = random_hflip(rng, raw.transpose(1, 2, 0), scores)
+    raw, scores = crop_at(raw, crop_size, draws.offsets, labels=(scores,), label_pad=0)
+    hwc, scores = hflip_if(draws.flip, raw.transpose(1, 2, 0), scores)
     return normalize(hwc), scores
 
 

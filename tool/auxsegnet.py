@@ -17,8 +17,10 @@ from tool.cam import normalize_cam
 from tool.crf import crf_for_sal
 from tool.fusion import fuse_cam_saliency
 from tool.io import IGNORE_LABEL, InputError, save_gray_png, save_label_png
+from tool.optim import PolyOptimizer_cls
 from tool.seg_infer import apply_crf, predict_probs
-from tool.voc import find_image, find_label, labels_for_ids, read_seg_sample
+from tool.train_step import sgd_step
+from tool.voc import NUM_CLASSES, find_image, find_label, labels_for_ids, read_seg_sample
 
 TRAIN_SCALE_RANGE = (0.7, 1.3)  # train_AuxAff.py: one scale per batch
 SAL_BINARY_THRESHOLD = 0.5  # train_AuxAff.py: saliency pseudo label > 0.5 -> 1
@@ -47,17 +49,39 @@ def epoch_batches(num_images, batch_size, epoch, seed=0, rank=0, world_size=1):
     return batches
 
 
+@dataclass(frozen=True)
+class AugmentDraws:
+    """The per-image draws of train_AuxAff.py's augmentation (the batch draws the scale):
+    the flip and the crop's (top, left) start in the scaled image, 0 along an axis that is
+    not longer than the crop (the image then sits at the crop's top-left)."""
+    flip: bool
+    offsets: tuple
+
+
+def draw_augment(rng, scaled_hw, crop_size):
+    """AugmentDraws for an image of size scaled_hw = (H, W) after scaling."""
+    flip = transforms.draw_flip(rng)
+    return AugmentDraws(flip, transforms.draw_crop_offsets(scaled_hw, crop_size, rng,
+                                                           pad_at="top_left"))
+
+
 def augment(rgb, seg, sal, scale, rng, crop_size, label_pad=LABEL_PAD):
+    """apply_augment with this image's draws from `rng` (draw_augment)."""
+    width, height = transforms.scaled_size(*rgb.shape[:2], scale)
+    draws = draw_augment(rng, (height, width), crop_size)
+    return apply_augment(rgb, seg, sal, scale, draws, crop_size, label_pad)
+
+
+def apply_augment(rgb, seg, sal, scale, draws, crop_size, label_pad=LABEL_PAD):
     """train_AuxAff.py's augmentation of one image: resize by `scale` (image and saliency
-    bilinear, label nearest), flip with p 0.5, normalise, crop_size crop with the image
-    at the top-left of a zero-padded crop (segmentation label padded with `label_pad`,
-    saliency with 0), saliency binarised."""
+    bilinear, label nearest), flip as drawn, normalise, crop_size crop at the drawn
+    offsets with the image at the top-left of a zero-padded crop (segmentation label
+    padded with `label_pad`, saliency with 0), saliency binarised."""
     img, seg = transforms.random_scale(rgb, scale, labels=(seg,))
     sal = transforms.random_scale(sal, scale)
-    img, seg, sal = transforms.random_hflip(rng, img, seg, sal)
-    img, seg, sal = transforms.random_crop(transforms.normalize(img), crop_size, rng,
-                                           labels=(seg, sal), label_pad=(label_pad, 0),
-                                           pad_at="top_left")
+    img, seg, sal = transforms.hflip_if(draws.flip, img, seg, sal)
+    img, seg, sal = transforms.crop_at(transforms.normalize(img), crop_size, draws.offsets,
+                                       labels=(seg, sal), label_pad=(label_pad, 0))
     sal = (sal > SAL_BINARY_THRESHOLD).astype(np.float32)
     return img, seg.astype(np.int64), sal
 
@@ -75,12 +99,20 @@ class BatchPlan(StepPlan):
                          num_images // batch_size, start, stop)
 
 
+def total_iterations(max_step, max_iters=None):
+    """How many iterations train_AuxAff runs: max_step + 1, as the released loop
+    (`range(max_step + 1)`; the last one at the lr PolyOptimizer_cls froze at max_step),
+    at most `max_iters` when given."""
+    released = max_step + 1
+    return released if max_iters is None else min(released, max_iters)
+
+
 class AuxTrainDataset(Dataset):
     """Images with their segmentation and saliency pseudo labels. Items are addressed by
     the (index, scale, seed) tuples of `epoch_batches` (use them as a batch_sampler)."""
 
     def __init__(self, ids, img_dir, seg_dir, sal_dir, labels, labels_path, crop_size,
-                 num_classes=21, label_pad=LABEL_PAD):
+                 num_classes=NUM_CLASSES + 1, label_pad=LABEL_PAD):
         self.ids = list(ids)
         self.dirs = (img_dir, seg_dir, sal_dir)
         self.labels = labels_for_ids(self.ids, labels, labels_path)
@@ -135,18 +167,22 @@ def to_device(batch, device):
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def train_step(model, optimizer, scaler, batch, weights=LossWeights(), amp=False):
-    """One SGD step on a collated batch (already on the device); returns the loss terms
-    and their weighted total as floats."""
-    device_type = batch["img"].device.type
-    with torch.autocast(device_type=device_type, enabled=amp):
-        outputs = model(batch["img"])
-    total, terms = training_loss(outputs, batch, weights)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(total).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return {"loss": float(total.detach()), **terms}
+def make_optimizer(net, lr, wt_dec, max_step, momentum=None):
+    """train_AuxAff.py's PolyOptimizer_cls: the trunk and cross_att at `lr`, parameters
+    whose names contain seg/sal/fc8 at 10x; momentum None = the released quirk (wt_dec
+    in the momentum slot, no weight decay)."""
+    groups = [{"params": net.get_1x_lr_params(), "lr": lr},
+              {"params": net.get_10x_lr_params(), "lr": 10 * lr}]
+    return PolyOptimizer_cls(groups, lr=lr, weight_decay=wt_dec, max_step=max_step,
+                             momentum=momentum)
+
+
+def train_step(model, optimizer, scaler, batch, weights=LossWeights(), amp=False,
+               iteration=None):
+    """One SGD step (tool.train_step.sgd_step) on a collated batch already on the device;
+    returns the loss terms and their weighted total as floats."""
+    return sgd_step(model, optimizer, batch["img"], batch,
+                    functools.partial(training_loss, weights=weights), scaler, amp, iteration)
 
 
 # ----------------------------------------------------------------- pseudo-label update
@@ -158,10 +194,15 @@ def width_from_state_dict(state, path):
     return state["conv1a.weight"].shape[0] / TRUNK_STEM_CHANNELS
 
 
-def load_segnet(weights, num_classes=21, width=None, device="cpu"):
+def load_segnet(weights, num_classes, width=None, device="cpu"):
     """SegNet with `weights` (strict load, one report line), in eval mode on `device`;
-    the width is read from the checkpoint unless given."""
-    state = checkpoint.read_checkpoint(weights)
+    the width is read from the checkpoint unless given. num_classes: with background."""
+    return segnet_from_state(checkpoint.read_checkpoint(weights), weights, num_classes, width,
+                             device)
+
+
+def segnet_from_state(state, weights, num_classes, width=None, device="cpu"):
+    """load_segnet of a checkpoint already read from `weights`."""
     if width is None:
         width = width_from_state_dict(state, weights)
     net = SegNet(num_classes=num_classes, width=width)
@@ -178,8 +219,9 @@ def _upsample(x, size):
 @torch.inference_mode()
 def update_scores(net, rgb, device="cpu"):
     """gen_pgt.py's network part on one uint8 RGB image (single scale, whole image):
-    (refined CAM (20, H, W) = cross_aff . relu/max-normalised CAM, upsampled;
-    refined saliency (H, W) = sigmoid of the refined saliency logit, upsampled)."""
+    (refined CAM (C, H, W) = cross_aff . relu/max-normalised CAM of the C foreground
+    classes, upsampled; refined saliency (H, W) = sigmoid of the refined saliency logit,
+    upsampled)."""
     size = rgb.shape[:2]
     x = torch.from_numpy(normalize_image(rgb))[None].to(device)
     _, cam, _, refined_sal, _, _, cross_aff = net(x, require_cam=True)

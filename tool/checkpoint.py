@@ -30,6 +30,8 @@ NETWORK_SIGNATURES = (
     ("ResNet-38 classifier (network.resnet38_cls)", "fc8.weight"),
     ("ResNet-38 trunk (network.resnet38d)", "bn7.weight"),
 )
+# Segmentation heads whose first dimension is the class count, background included.
+SEG_CLASS_KEYS = ("seg_conv4.weight", "fc8_seg_conv2.weight", "aspp.c0.weight")
 SUMMARY_GROUPS = 4
 TRAINING_STATE_KEYS = ("model", "optimizer", "epoch", "step")
 
@@ -106,6 +108,13 @@ def network_name(keys):
     """Which known network a set of state-dict keys belongs to, or None."""
     keys = set(keys)
     return next((name for name, key in NETWORK_SIGNATURES if key in keys), None)
+
+
+def segmentation_class_count(state):
+    """Classes (background included) of a segmentation state dict's head, or None when it
+    has none of SEG_CLASS_KEYS (AuxSegNet, LargeFOV, DeepLab-v2)."""
+    key = next((k for k in SEG_CLASS_KEYS if k in state), None)
+    return None if key is None else int(state[key].shape[0])
 
 
 def summarise_keys(keys):

@@ -1,4 +1,4 @@
-"""What every stage script shares: the --device flag, the one-line error exit,
+"""What every stage script shares: the --device flag, the one-line error exits,
 and the progress bar."""
 import argparse
 import math
@@ -121,7 +121,8 @@ def close_progress_bars():
 def run_main(main, argv=None):
     """Run a stage's main(). Bad input (InputError, raised here, in a DataLoader worker or
     in a process pool) ends with one line on stderr and exit code 2; a run that cannot go
-    on (RunError) with one line and exit code 1."""
+    on (RunError, e.g. tool.train_step.NonFiniteLoss: a training loss became NaN/inf) with
+    one line and exit code 1."""
     try:
         return main(argv)
     except InputError as exc:

@@ -1,15 +1,28 @@
-"""The psa classifier's training data: random long-side resize, flip, colour jitter,
-normalisation and a zero-padded random crop, batched by a torch DataLoader."""
+"""The psa classifier's training data (random long-side resize, flip, colour jitter,
+normalisation and a zero-padded random crop, batched by a torch DataLoader) and its loss."""
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from tool.transforms import color_jitter, normalize, random_crop, random_hflip, \
-    random_resize_long, worker_rng
+from tool.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
+    draw_jitter, draw_long_side, hflip_if, normalize, resize_long, resized_long_hw, worker_rng
 from tool.voc import VOCImageDataset
 
 RESIZE_LONG = (256, 512)  # psa train_cls.py
 CROP_SIZE = 448  # psa train_cls.py
+
+
+@dataclass(frozen=True)
+class ClassifierDraws:
+    """The draws of psa's train_cls augmentation of one image: the long side, the flip,
+    the colour jitter (None: none) and the crop's (top, left) offsets."""
+    long_side: int
+    flip: bool
+    jitter: JitterDraws | None
+    offsets: tuple
 
 
 class ClassifierAugment:
@@ -19,12 +32,23 @@ class ClassifierAugment:
         self.crop_size = crop_size
         self.resize_long = resize_long
 
+    def draw(self, rng, hw):
+        """ClassifierDraws for an image of size hw = (H, W), in psa's order."""
+        long_side = draw_long_side(rng, *self.resize_long)
+        flip = draw_flip(rng)
+        jitter = draw_jitter(rng)
+        offsets = draw_crop_offsets(resized_long_hw(*hw, long_side), self.crop_size, rng)
+        return ClassifierDraws(long_side, flip, jitter, offsets)
+
+    def apply(self, rgb, draws):
+        """Resize to the long side, flip, jitter, normalise, crop (zero padding)."""
+        rgb = hflip_if(draws.flip, resize_long(rgb, draws.long_side))
+        if draws.jitter is not None:
+            rgb = apply_jitter(rgb, draws.jitter)
+        return crop_at(normalize(rgb), self.crop_size, draws.offsets)
+
     def __call__(self, rgb):
-        rng = worker_rng()
-        rgb = random_resize_long(rgb, *self.resize_long, rng)
-        rgb = random_hflip(rng, rgb)
-        rgb = color_jitter(rgb, rng)
-        return random_crop(normalize(rgb), self.crop_size, rng)
+        return self.apply(rgb, self.draw(worker_rng(), rgb.shape[:2]))
 
 
 def collate_images_labels(batch):
@@ -43,3 +67,8 @@ def classifier_loader(ids, img_dir, labels, labels_path, batch_size, num_workers
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_images_labels, drop_last=True,
                       persistent_workers=False)
+
+
+def multilabel_loss(scores, targets):
+    """psa train_cls.py's loss: multi-label soft margin of the logits; no separate terms."""
+    return F.multilabel_soft_margin_loss(scores, targets), {}

@@ -1,16 +1,17 @@
 """MS COCO 2014 for weakly supervised segmentation: the 80 classes (COCO category ids
 1..90 with gaps, mapped to contiguous indices 0..79), image-level labels from an
-instances JSON, and ground-truth label maps (0 background, 1..80 classes, 255 crowd).
+instances JSON, and ground-truth label maps (0 background, 1..80 classes, 255 ignored:
+see `label_map` for the rule).
 
 Images are keyed by their file-name stem (`COCO_train2014_000000000009`), the name
 that list files, `find_image` and the per-image output files use."""
-import contextlib
-import io
 import os
 
 import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
 
-from tool.io import IGNORE_LABEL, InputError, load_json
+from tool.io import IGNORE_LABEL, InputError, load_json, save_label_png
 
 COCO_CATEGORIES = (
     (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "airplane"),
@@ -57,45 +58,104 @@ def read_instances_json(json_path):
     return data
 
 
-def image_labels_from_instances(json_path):
-    """{file-name stem: float32 (80,) multi-hot} for every image of the JSON (images
-    without annotations get all zeros; crowd annotations count, as any instance)."""
-    data = read_instances_json(json_path)
-    key_of = {img["id"]: image_key(img["file_name"]) for img in data["images"]}
-    labels = {key: np.zeros(NUM_COCO_CLASSES, np.float32) for key in key_of.values()}
+def annotations_by_image(data, json_path):
+    """{COCO image id: [its annotations]} over every image of a parsed instances JSON
+    (images without annotations get an empty list)."""
+    by_image = {img["id"]: [] for img in data["images"]}
     for ann in data["annotations"]:
-        if ann["image_id"] not in key_of:
+        if ann["image_id"] not in by_image:
             raise InputError(f"{json_path}: annotation {ann.get('id')} refers to unknown "
                              f"image id {ann['image_id']}")
-        labels[key_of[ann["image_id"]]][class_index(ann["category_id"], json_path)] = 1.0
-    return labels
+        by_image[ann["image_id"]].append(ann)
+    return by_image
 
 
-def load_coco(json_path):
-    """A pycocotools COCO index of the instances JSON (its progress prints silenced)."""
-    from pycocotools.coco import COCO
-
-    read_instances_json(json_path)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(json_path)
-    coco.json_path = json_path
-    return coco
-
-
-def render_label_png(coco, img_id):
-    """(H, W) uint8 ground-truth label map of one image (integer COCO image id):
-    instances drawn from the largest to the smallest, so a smaller object lying on a
-    larger one stays visible; crowd regions become 255 where no instance covers them."""
-    source = getattr(coco, "json_path", "COCO instances")
-    info = coco.imgs[img_id]
-    label = np.zeros((info["height"], info["width"]), np.uint8)
-    anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id], iscrowd=None))
-    masks = [(coco.annToMask(ann).astype(bool), ann) for ann in anns]
-    crowd = np.zeros(label.shape, bool)
-    for mask, ann in sorted(masks, key=lambda m: -int(m[0].sum())):
-        if ann.get("iscrowd", 0):
-            crowd |= mask
-        else:
-            label[mask] = class_index(ann["category_id"], source) + 1
-    label[crowd & (label == 0)] = IGNORE_LABEL
+def image_label(annotations, json_path):
+    """float32 (80,) multi-hot of the classes of an image's annotations (crowd
+    annotations count, as any instance)."""
+    label = np.zeros(NUM_COCO_CLASSES, np.float32)
+    for ann in annotations:
+        label[class_index(ann["category_id"], json_path)] = 1.0
     return label
+
+
+def image_labels_from_instances(json_path):
+    """{file-name stem: float32 (80,) multi-hot} for every image of the JSON (images
+    without annotations get all zeros)."""
+    data = read_instances_json(json_path)
+    by_image = annotations_by_image(data, json_path)
+    return {image_key(img["file_name"]): image_label(by_image[img["id"]], json_path)
+            for img in data["images"]}
+
+
+def annotation_rle(segmentation, height, width, source):
+    """One annotation's `segmentation` as a pycocotools RLE, converted as COCO.annToRLE
+    does: polygons (lists of x, y, ...) are merged, uncompressed RLE (`counts` a list of
+    run lengths) is compressed, compressed RLE (`counts` a string) is used as it is."""
+    if isinstance(segmentation, list):
+        if not segmentation:  # no polygon: an empty mask
+            return mask_utils.encode(np.zeros((height, width), np.uint8, order="F"))
+        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    if not (isinstance(segmentation, dict) and "counts" in segmentation):
+        raise InputError(f"{source}: segmentation is neither polygons nor RLE")
+    if list(segmentation.get("size", ())) != [height, width]:
+        raise InputError(f"{source}: RLE of size {segmentation.get('size')} on a "
+                         f"{height}x{width} image")
+    if isinstance(segmentation["counts"], list):
+        return mask_utils.frPyObjects(segmentation, height, width)
+    return segmentation
+
+
+def annotation_mask(segmentation, height, width, source):
+    """(H, W) bool mask of one annotation's `segmentation` (as COCO.annToMask)."""
+    return mask_utils.decode(annotation_rle(segmentation, height, width, source)).astype(bool)
+
+
+def rle_box(rle):
+    """The (rows, cols) slices of an RLE's bounding box."""
+    x, y, w, h = mask_utils.toBbox(rle)
+    return (slice(int(y), int(np.ceil(y + h))), slice(int(x), int(np.ceil(x + w))))
+
+
+def label_map(annotations, height, width, source):
+    """(H, W) uint8 ground truth of one image from its annotations: 0 where no annotation
+    lies; class index + 1 (1..80, COCO category order) where the covering annotations all
+    have one class and at least one of them is an individual (non-crowd) instance;
+    255 (ignored) where annotations of two or more classes overlap or only crowd regions
+    lie. COCO outlines every instance separately and does not record which of two
+    overlapping objects is in front, and a crowd region is a coarse outline of many
+    objects with background between them, so neither answer is known there."""
+    first = np.zeros((height, width), np.uint8)  # the first class (1..80) seen per pixel
+    mixed = np.zeros((height, width), bool)  # a second, different class seen
+    instance = np.zeros((height, width), bool)  # under a non-crowd instance
+    for ann in annotations:
+        rle = annotation_rle(ann["segmentation"], height, width,
+                             f"{source} (annotation {ann.get('id')})")
+        value = class_index(ann["category_id"], source) + 1
+        box = rle_box(rle)  # work inside the bounding box only
+        mask = mask_utils.decode(rle)[box].astype(bool)
+        seen = first[box]  # a view: writing it writes `first`
+        mixed[box] |= mask & (seen != 0) & (seen != value)
+        seen[mask & (seen == 0)] = value
+        if not ann.get("iscrowd", 0):
+            instance[box] |= mask
+    label = np.where(instance, first, 0).astype(np.uint8)
+    label[(first != 0) & (mixed | ~instance)] = IGNORE_LABEL
+    return label
+
+
+def write_label_png(job):
+    """One image's ground-truth PNG; job = (image path, image record of the JSON, its
+    annotations, output PNG path, JSON path). The image must have the JSON's size.
+    Module-level so that a process pool can run it; returns the PNG path."""
+    image_path, info, annotations, png_path, json_path = job
+    try:
+        with Image.open(image_path) as img:
+            width, height = img.size
+    except OSError as exc:
+        raise InputError(f"{image_path}: unreadable image ({exc})") from None
+    if (height, width) != (info["height"], info["width"]):
+        raise InputError(f"{image_path}: image is {height}x{width} but {json_path} says "
+                         f"{info['height']}x{info['width']}")
+    save_label_png(png_path, label_map(annotations, height, width, json_path))
+    return png_path

@@ -11,9 +11,10 @@ SAL_THRESHOLD = 0.06  # AuxSegNet fusion_cam: a pixel is salient where saliency 
 
 def fuse_cam_saliency(cams, sal, label, cam_threshold=CAM_THRESHOLD,
                       sal_threshold=SAL_THRESHOLD):
-    """cams (20, H, W) scores, sal (H, W) in [0, 1] (a leading channel of 1 is squeezed),
-    label (20,) multi-hot. Salient and on a class -> 1 + argmax of the label-masked CAMs;
-    exactly one of the two -> 255; neither -> 0. Returns uint8 (H, W)."""
+    """cams (C, H, W) scores, sal (H, W) in [0, 1] (a leading channel of 1 is squeezed),
+    label (C,) multi-hot (C foreground classes: VOC 20, COCO 80). Salient and on a class
+    -> 1 + argmax of the label-masked CAMs; exactly one of the two -> 255; neither -> 0.
+    Returns uint8 (H, W)."""
     cams = np.asarray(cams) * np.asarray(label).reshape(-1, 1, 1)
     sal = np.asarray(sal).reshape(cams.shape[1:])
     on_class = cams.max(axis=0) > cam_threshold

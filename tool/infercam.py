@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from tool.cam import CAM_SCALES, normalize_cam, scaled_inputs, summed_cams, with_flips
+from tool.cam import CAM_SCALES, multi_hot, normalize_cam, scaled_inputs, summed_cams, with_flips
 from tool.io import InputError, atomic_path, load_json, save_json
 
 SPLIT_MARGINS = {1: 10, 2: 20}  # split_img.py: buffer (px) around the centres, by class count
@@ -189,10 +189,11 @@ def save_crop_jpeg(path, rgb):
             raise OSError(f"{path}: OpenCV could not write the crop")
 
 
-def save_split_record(path, image_hw, classes, centers, boxes, clamped):
-    """The split of one image as JSON: image size, classes, mass centres (row, col) and
-    the four crop boxes (r0, r1, c0, c1) as the numpy slices used."""
-    record = {"image_size": [int(v) for v in image_hw], "classes": [int(c) for c in classes],
+def save_split_record(path, image_hw, num_classes, classes, centers, boxes, clamped):
+    """The split of one image as JSON: image size, class count and classes, mass centres
+    (row, col) and the four crop boxes (r0, r1, c0, c1) as the numpy slices used."""
+    record = {"image_size": [int(v) for v in image_hw], "num_classes": int(num_classes),
+              "classes": [int(c) for c in classes],
               "mass_centers": np.asarray(centers).tolist(),
               "boxes": [[int(v) for v in box] for box in boxes], "clamp_crops": bool(clamped)}
     save_json(path, record)
@@ -210,3 +211,19 @@ def load_split_record(path):
     if len(boxes) != NUM_CROPS or any(len(box) != 4 for box in boxes) or len(image_hw) != 2:
         raise InputError(f"{path}: a split record needs 4 boxes (r0, r1, c0, c1) and an image size")
     return {**record, "boxes": boxes, "image_size": image_hw}
+
+
+def labels_from_split_records(split_path, ids):
+    """{id: image label} from split_img.py's records, for infer_cam.py without a label file."""
+    labels = {}
+    for img_id in ids:
+        path = split_record_path(split_path, img_id)
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: split record not found; for crops without records "
+                             "give --voc12_root (or --cls_labels) for the image labels")
+        record = load_split_record(path)
+        if "num_classes" not in record:
+            raise InputError(f"{path}: split record has no class count (written by an older "
+                             "split_img.py; split again or give --cls_labels)")
+        labels[img_id] = multi_hot(record["classes"], record["num_classes"])
+    return labels

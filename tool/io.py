@@ -4,6 +4,7 @@ reader raises `InputError` with one line naming the file and what is wrong."""
 import json
 import math
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 
@@ -119,6 +120,25 @@ def atomic_path(path):
             os.remove(tmp)
 
 
+def link_file(src, path, copy=False):
+    """`path` as a symbolic link to `src` (absolute), or with `copy` a copy of it, made
+    under a temporary name and renamed onto `path`."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    try:
+        if copy:
+            shutil.copyfile(src, tmp)
+        else:
+            os.symlink(os.path.abspath(src), tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
 def save_npy(path, obj):
     """np.save through a temporary file (dicts are pickled, as psa's .npy CAM files)."""
     with atomic_path(path) as tmp:
@@ -224,15 +244,15 @@ def read_image(path):
     return np.asarray(img.convert("RGB"))
 
 
-def read_label_png(path, num_classes=21, shape=None):
-    """Label indices (H, W) uint8 from a palette or grey PNG; checks the value range
-    (0..num_classes-1 or 255) and, if given, the (H, W) shape."""
+def read_label_png(path, num_classes=None, shape=None):
+    """Label indices (H, W) uint8 from a palette or grey PNG; checks, if given, the value
+    range (0..num_classes-1 or 255; num_classes with background) and the (H, W) shape."""
     img = _open(path, "label PNG")
     if img.mode not in ("P", "L"):
         raise InputError(f"{path}: label PNG must be palette or grayscale, got mode {img.mode}")
     label = np.asarray(img)
-    bad = (label >= num_classes) & (label != IGNORE_LABEL)
-    if bad.any():
+    bad = (label >= num_classes) & (label != IGNORE_LABEL) if num_classes else None
+    if bad is not None and bad.any():
         raise InputError(f"{path}: label value {int(label[bad][0])} out of range "
                          f"(expected 0..{num_classes - 1} or {IGNORE_LABEL})")
     _check_shape(path, "label PNG", label.shape, shape)
@@ -259,8 +279,8 @@ def _check_shape(path, what, got, expected):
 
 
 def load_cam_dict(path, label=None):
-    """A psa-format CAM dict {class index: (H, W) float array}. With `label` (20-dim
-    multi-hot), a class that is not in the image label is an error."""
+    """A psa-format CAM dict {class index: (H, W) float array}. With `label` (multi-hot
+    image label), a class that is not in the image label is an error."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: CAM file not found")
     try:

@@ -9,11 +9,12 @@ recall and IoU) and as nobody's false positive. Ground-truth pixels labelled 255
 Classes that appear neither in the ground truth nor in the prediction have no IoU (NaN);
 mIoU is the mean over the classes that do appear, so a split without, say, any cow is not
 penalised for it. On a full VOC split every class appears, and this is the usual mean
-over all 21 classes. All scores are in percent."""
+over all 21 classes (COCO: 81). All scores are in percent."""
 import numpy as np
 
 from tool.cam import CAM_BG_THRESHOLD, cam_prediction
 from tool.io import IGNORE_LABEL, cam_dict_to_array
+from tool.voc import NUM_CLASSES
 
 
 def confusion_matrix(pred, gt, num_classes, ignore_index=IGNORE_LABEL):
@@ -80,7 +81,8 @@ def format_iou_table(scores, class_names):
     return "\n".join(lines)
 
 
-def cam_dict_to_prediction(cam_dict, shape, bg_threshold=CAM_BG_THRESHOLD, num_fg_classes=20):
+def cam_dict_to_prediction(cam_dict, shape, bg_threshold=CAM_BG_THRESHOLD,
+                           num_fg_classes=NUM_CLASSES):
     """psa `cam_pred` of a CAM dict {class 0..num_fg_classes-1: HxW} (missing classes
     score 0): label map (HxW uint8), class c mapped to label c + 1."""
     return cam_prediction(cam_dict_to_array(cam_dict, num_fg_classes, shape), bg_threshold)

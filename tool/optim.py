@@ -94,3 +94,11 @@ def psa_param_groups(groups, lr, weight_decay):
     decays = (weight_decay, 0, weight_decay, 0)
     return [{"params": list(p), "lr": m * lr, "weight_decay": wd}
             for p, m, wd in zip(groups, multipliers, decays)]
+
+
+def psa_optimizer(net, lr, weight_decay, max_step, momentum=None):
+    """PolyOptimizer over psa_param_groups(net.get_parameter_groups()): what train_cls,
+    train_aff and train_seg build (momentum None = the originals' quirk, see above)."""
+    groups = psa_param_groups(net.get_parameter_groups(), lr, weight_decay)
+    return PolyOptimizer(groups, lr=lr, weight_decay=weight_decay, max_step=max_step,
+                         momentum=momentum)

@@ -1,6 +1,7 @@
 """What the two psa trainers (train_cls.py, train_aff.py) share: the optimisation, output
 and environment flags, and the epoch loop (PolyOptimizer over psa_param_groups, resume,
-DistributedDataParallel, progress bar, a checkpoint and training state every epoch)."""
+DistributedDataParallel, the shared training step, progress bar, a checkpoint and
+training state every epoch)."""
 import os
 
 import numpy as np
@@ -13,7 +14,8 @@ from tool.cli import (add_device_arg, nonnegative_float, nonnegative_int, positi
                       positive_int, progress)
 from tool.dist import is_main_process
 from tool.io import InputError, check_output_file
-from tool.optim import PolyOptimizer, psa_param_groups
+from tool.optim import psa_optimizer
+from tool.train_step import sgd_step
 from tool.transforms import restart_worker_rng
 
 
@@ -67,8 +69,9 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
     yields (inputs, targets) and has a DistributedSampler.
 
     loss_fn(outputs, targets) returns (loss, parts): the loss to minimise and a dict of
-    named terms (may be empty) shown beside it on the progress bar. Saves the weights and
-    the training state after every epoch on the main process; --resume continues from
+    named terms (may be empty) shown beside it on the progress bar; each step is
+    tool.train_step.sgd_step (NonFiniteLoss when a term becomes NaN/inf). Saves the weights
+    and the training state after every epoch on the main process; --resume continues from
     the saved epoch, --max_iters stops early. Returns (steps done, running losses by name:
     "loss" then the parts; empty when no step ran). InputError when the training list is
     shorter than one batch per process."""
@@ -78,9 +81,7 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
         raise InputError(f"{args.train_list}: {len(loader.dataset)} images are fewer than one "
                          f"batch of {args.batch_size} per process")
     max_step = len(loader) * args.max_epoches
-    optimizer = PolyOptimizer(psa_param_groups(net.get_parameter_groups(), args.lr, args.wt_dec),
-                              lr=args.lr, weight_decay=args.wt_dec, max_step=max_step,
-                              momentum=args.momentum)
+    optimizer = psa_optimizer(net, args.lr, args.wt_dec, max_step, args.momentum)
     start_epoch = 0
     if args.resume and existing_training_state(state_path(args), stage_name):
         start_epoch = load_training_state(state_path(args), net, optimizer)["epoch"]
@@ -99,13 +100,10 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
         bar = progress(loader, f"{stage_name} epoch {epoch + 1}/{args.max_epoches}",
                        disable=not is_main_process())
         for inputs, targets in bar:
-            loss, parts = loss_fn(model(inputs.to(dist.device)), targets.to(dist.device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            terms = sgd_step(model, optimizer, inputs.to(dist.device), targets.to(dist.device),
+                             loss_fn, iteration=step + 1)
             step += 1
-            for name, value in (("loss", loss), *parts.items()):
-                value = value.item()
+            for name, value in terms.items():
                 running[name] = 0.9 * running.get(name, value) + 0.1 * value  # smoothed
             bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()},
                             lr=f"{optimizer.param_groups[0]['lr']:.2e}")

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from network.resnet38d import OUTPUT_STRIDE, normalize_image
+from tool.voc import NUM_CLASSES
 
 PAIR_RADIUS = 5  # psa resnet38_aff / train_aff radius
-NUM_SCORES = 21  # background + 20 VOC classes
 RW_ALPHA = 16  # psa infer_aff.py default background power
 RW_BETA = 8  # psa infer_aff.py default affinity power
 RW_LOGT = 8  # psa infer_aff.py default: t = 2^8 steps
@@ -155,9 +155,10 @@ def padded_size(height, width, stride=OUTPUT_STRIDE):
     return -(-height // stride) * stride, -(-width // stride) * stride
 
 
-def rw_scores(cam_dict, shape, alpha=RW_ALPHA):
-    """(21, H, W) float32: class c's CAM in channel c+1, channel 0 = (1 - max)^alpha."""
-    scores = np.zeros((NUM_SCORES,) + tuple(shape), np.float32)
+def rw_scores(cam_dict, shape, alpha=RW_ALPHA, num_classes=NUM_CLASSES):
+    """(num_classes + 1, H, W) float32: class c's CAM in channel c+1, channel 0 =
+    (1 - max)^alpha (num_classes: foreground classes, VOC 20, COCO 80)."""
+    scores = np.zeros((num_classes + 1,) + tuple(shape), np.float32)
     for cls, cam in cam_dict.items():
         scores[cls + 1] = cam
     scores[0] = (1 - np.max(scores[1:], axis=0)) ** alpha
@@ -208,8 +209,9 @@ def scaled_walk_inputs(rgb, cam_dict, scale):
 
 @torch.inference_mode()
 def random_walk_scores(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW_LOGT,
-                       method="sparse", device="cpu", scale=RW_SCALE):
-    """psa infer_aff.py for one image before the argmax: (21, H, W) float32 tensor.
+                       method="sparse", device="cpu", scale=RW_SCALE, num_classes=NUM_CLASSES):
+    """psa infer_aff.py for one image before the argmax: (num_classes + 1, H, W) float32
+    tensor (num_classes: foreground classes).
     scale != 1 (not psa) walks on the image and CAMs resized by `scale` and resizes the
     walked scores back (bilinear): a finer 1/8 grid for small images."""
     rgb = np.asarray(rgb)
@@ -219,7 +221,7 @@ def random_walk_scores(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW
     x = padded_input(rgb).to(device)
     feat_size = (x.shape[2] // OUTPUT_STRIDE, x.shape[3] // OUTPUT_STRIDE)
     aff = net(x)[0]
-    cam_vec = cam_vector(rw_scores(cam_dict, rgb.shape[:2], alpha)).to(device)
+    cam_vec = cam_vector(rw_scores(cam_dict, rgb.shape[:2], alpha, num_classes)).to(device)
     scores = upsampled_scores(random_walk(cam_vec, aff, feat_size, beta, logt, method),
                               rgb.shape[:2])
     if tuple(rgb.shape[:2]) != tuple(shape):
@@ -229,7 +231,8 @@ def random_walk_scores(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW
 
 
 def random_walk_label(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW_LOGT,
-                      method="sparse", device="cpu", scale=RW_SCALE):
+                      method="sparse", device="cpu", scale=RW_SCALE, num_classes=NUM_CLASSES):
     """The random-walk label map of one image: (H, W) uint8, 0 background, c+1 class c."""
-    scores = random_walk_scores(net, rgb, cam_dict, alpha, beta, logt, method, device, scale)
+    scores = random_walk_scores(net, rgb, cam_dict, alpha, beta, logt, method, device, scale,
+                                num_classes)
     return torch.argmax(scores, dim=0).cpu().numpy().astype(np.uint8)

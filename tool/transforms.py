@@ -1,5 +1,7 @@
 """Training augmentations on numpy arrays, each drawing from an explicit
-`np.random.Generator` so a run is reproducible.
+`np.random.Generator` so a run is reproducible. Each random step is a `draw_...(rng)`
+that returns its draws and a function that applies given draws, so a recorded run of
+the original code (its scales, flips, crop offsets) can be replayed exactly.
 
 Recipes they serve:
 - psa classifier (train_cls): random_resize_long(256, 512) -> random_hflip -> color_jitter
@@ -12,6 +14,8 @@ Recipes they serve:
   saliency bilinear, labels nearest) -> random_hflip -> normalize ->
   random_crop(321, pad_at="top_left", label_pad=0).
 """
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
@@ -39,15 +43,28 @@ def restart_worker_rng():
     """Forget worker_rng's Generator: the next call starts the stream of torch's current
     seed afresh, even when that seed was used before in this process (a resumed epoch)."""
     _rng_by_seed.clear()
+def draw_long_side(rng, min_long, max_long):
+    """The random long side of random_resize_long: an integer in [min_long, max_long]."""
+    return int(rng.integers(min_long, max_long, endpoint=True))
+
+
+def resized_long_hw(h, w, long_side):
+    """(height, width) with the long side `long_side` and the short side
+    round(short * long_side / long) (psa RandomResizeLong)."""
+    if w < h:
+        return long_side, int(round(w * long_side / h))
+    return int(round(h * long_side / w)), long_side
+
+
+def resize_long(rgb, long_side):
+    """Resize so the long side is `long_side` (resized_long_hw); PIL bicubic (psa)."""
+    h, w = resized_long_hw(*rgb.shape[:2], long_side)
+    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
 
 
 def random_resize_long(rgb, min_long, max_long, rng):
-    """Resize so the long side is an integer drawn from [min_long, max_long] (both
-    included), the short side round(short * long_new / long); PIL bicubic (psa)."""
-    target = int(rng.integers(min_long, max_long, endpoint=True))
-    h, w = rgb.shape[:2]
-    size = (int(round(w * target / h)), target) if w < h else (target, int(round(h * target / w)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
+    """resize_long to a long side drawn from [min_long, max_long] (both included)."""
+    return resize_long(rgb, draw_long_side(rng, min_long, max_long))
 
 
 def shift_hue(img, hue):
@@ -58,21 +75,43 @@ def shift_hue(img, hue):
     return hsv.convert("RGB")
 
 
-def color_jitter(rgb, rng, brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1):
-    """torchvision-style ColorJitter on uint8 RGB: brightness/contrast/saturation factors
-    drawn from [max(0, 1 - x), 1 + x], a hue shift from [-hue, hue], applied in a random
-    order (psa: 0.3, 0.3, 0.3, 0.1)."""
+@dataclass(frozen=True)
+class JitterDraws:
+    """ColorJitter's draws: brightness, contrast and saturation factors, the hue shift
+    (fraction of a turn) and the order of the four operations (indices 0-3 in that
+    order)."""
+    brightness: float
+    contrast: float
+    saturation: float
+    hue: float
+    order: tuple
+
+
+def draw_jitter(rng, brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1):
+    """torchvision-style ColorJitter draws: factors from [max(0, 1 - x), 1 + x], a hue shift
+    from [-hue, hue], a random order (psa: 0.3, 0.3, 0.3, 0.1)."""
     bright, contr, satur = (rng.uniform(max(0.0, 1 - x), 1 + x)
                             for x in (brightness, contrast, saturation))
     hue_shift = rng.uniform(-hue, hue)
-    ops = (lambda im: ImageEnhance.Brightness(im).enhance(bright),
-           lambda im: ImageEnhance.Contrast(im).enhance(contr),
-           lambda im: ImageEnhance.Color(im).enhance(satur),
-           lambda im: shift_hue(im, hue_shift))
+    order = tuple(int(i) for i in rng.permutation(4))
+    return JitterDraws(bright, contr, satur, hue_shift, order)
+
+
+def apply_jitter(rgb, draws):
+    """The colour jitter of `draws` on uint8 RGB (PIL enhancers, HSV hue shift)."""
+    ops = (lambda im: ImageEnhance.Brightness(im).enhance(draws.brightness),
+           lambda im: ImageEnhance.Contrast(im).enhance(draws.contrast),
+           lambda im: ImageEnhance.Color(im).enhance(draws.saturation),
+           lambda im: shift_hue(im, draws.hue))
     img = Image.fromarray(np.asarray(rgb, np.uint8))
-    for index in rng.permutation(len(ops)):
+    for index in draws.order:
         img = ops[index](img)
     return np.asarray(img)
+
+
+def color_jitter(rgb, rng, brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1):
+    """apply_jitter with fresh draw_jitter draws."""
+    return apply_jitter(rgb, draw_jitter(rng, brightness, contrast, saturation, hue))
 
 
 def _one_or_tuple(arrays):
@@ -84,19 +123,43 @@ def hflip(*arrays):
     return _one_or_tuple([np.ascontiguousarray(a[:, ::-1]) for a in arrays])
 
 
+def draw_flip(rng):
+    """True with probability 0.5."""
+    return bool(rng.random() < 0.5)
+
+
+def hflip_if(flip, *arrays):
+    """hflip(*arrays) when `flip`, else the arrays unchanged."""
+    return hflip(*arrays) if flip else _one_or_tuple(list(arrays))
+
+
 def random_hflip(rng, *arrays):
     """hflip all arrays together with probability 0.5."""
-    return hflip(*arrays) if rng.random() < 0.5 else _one_or_tuple(list(arrays))
+    return hflip_if(draw_flip(rng), *arrays)
 
 
-def crop_axis_window(size, crop_size, rng, pad_at):
-    """(source start, destination start, length) along one axis: a random window when the
-    axis is longer than the crop; else the whole axis, placed at a random offset
+def draw_crop_offset(size, crop_size, rng, pad_at):
+    """The crop offset along one axis: where the axis is longer than the crop, the start of
+    a random window in it; else where the whole axis goes in the crop, at a random offset
     ("random", psa) or at 0 ("top_left", AuxSegNet)."""
     space = size - crop_size
     if space > 0:
-        return int(rng.integers(0, space, endpoint=True)), 0, crop_size
-    offset = int(rng.integers(0, -space, endpoint=True)) if pad_at == "random" else 0
+        return int(rng.integers(0, space, endpoint=True))
+    return int(rng.integers(0, -space, endpoint=True)) if pad_at == "random" else 0
+
+
+def draw_crop_offsets(hw, crop_size, rng, pad_at="random"):
+    """(top, left) offsets of random_crop for an image of size hw = (H, W)."""
+    if pad_at not in PAD_PLACEMENTS:
+        raise ValueError(f"pad_at must be one of {PAD_PLACEMENTS}, got {pad_at!r}")
+    return tuple(draw_crop_offset(size, crop_size, rng, pad_at) for size in hw)
+
+
+def crop_axis_window(size, crop_size, offset):
+    """(source start, destination start, length) along one axis: `offset` is the source
+    start where the axis is longer than the crop, else where the whole axis goes."""
+    if size > crop_size:
+        return offset, 0, crop_size
     return 0, offset, size
 
 
@@ -115,19 +178,26 @@ def paste_window(array, windows, crop_size, fill, spatial_axis):
     return out
 
 
-def random_crop(image_chw, crop_size, rng, labels=(), label_pad=255, pad_at="random"):
-    """Square crop of a normalised (C, H, W) image, zero padded where it is smaller, and the
-    same window of each label map (H, W[, ...]) padded with `label_pad` (a value or one per
-    label; AuxSegNet pads its labels with 0). Returns the image, or (image, *labels)."""
-    if pad_at not in PAD_PLACEMENTS:
-        raise ValueError(f"pad_at must be one of {PAD_PLACEMENTS}, got {pad_at!r}")
+def crop_at(image_chw, crop_size, offsets, labels=(), label_pad=255):
+    """Square crop of a (C, H, W) image at `offsets` = (top, left) (see crop_axis_window),
+    zero padded where it is smaller, and the same window of each label map (H, W[, ...])
+    padded with `label_pad` (a value or one per label). Returns the image, or
+    (image, *labels)."""
     h, w = image_chw.shape[1:3]
-    windows = [crop_axis_window(size, crop_size, rng, pad_at) for size in (h, w)]
+    windows = [crop_axis_window(size, crop_size, offset)
+               for size, offset in zip((h, w), offsets)]
     image = paste_window(np.asarray(image_chw, np.float32), windows, crop_size, 0, 1)
     pads = np.broadcast_to(np.asarray(label_pad), (len(labels),))
     crops = [paste_window(np.asarray(lab), windows, crop_size, pad, 0)
              for lab, pad in zip(labels, pads)]
     return _one_or_tuple([image] + crops)
+
+
+def random_crop(image_chw, crop_size, rng, labels=(), label_pad=255, pad_at="random"):
+    """crop_at offsets drawn by draw_crop_offsets: a normalised (C, H, W) image and its
+    label maps (AuxSegNet pads its labels with 0 and places the image at the top left)."""
+    offsets = draw_crop_offsets(image_chw.shape[1:3], crop_size, rng, pad_at)
+    return crop_at(image_chw, crop_size, offsets, labels, label_pad)
 
 
 def scaled_size(h, w, scale):

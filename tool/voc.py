@@ -36,8 +36,9 @@ def read_image_list(path):
     return ids
 
 
-def load_cls_labels(path, num_classes=NUM_CLASSES):
-    """psa `cls_labels.npy`: pickled dict image id -> float32 multi-hot (num_classes,)."""
+def load_cls_labels(path, num_classes=None):
+    """psa `cls_labels.npy`: pickled dict image id -> float32 multi-hot (num_classes,);
+    num_classes None: any length (VOC 20, COCO 80), the same for every image."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: image-label file (cls_labels.npy) not found")
     try:
@@ -50,6 +51,8 @@ def load_cls_labels(path, num_classes=NUM_CLASSES):
     out = {}
     for img_id, label in labels.items():
         label = np.asarray(label, dtype=np.float32)
+        if num_classes is None and label.ndim == 1 and label.size:
+            num_classes = label.size  # the first label sets the length for the rest
         if label.shape != (num_classes,):
             raise InputError(f"{path}: label of {img_id} has shape {label.shape}, "
                              f"expected ({num_classes},)")
@@ -108,21 +111,20 @@ def add_infer_data_args(group, cls_labels_help="psa cls_labels.npy", list_defaul
                        help="image ids (bare or psa pair lines)"
                             + (f"; released default: {list_default}" if list_default else ""))
     group.add_argument("--voc12_root", required=root_required, default=None,
-                       help="folder holding JPEGImages/")
+                       help="folder holding JPEGImages/ (VOC2012, or data/make_coco.py's output)")
     group.add_argument("--cls_labels", default=None,
                        help=f"{cls_labels_help} (default: <voc12_root>/cls_labels.npy)")
 
 
-def infer_data(args, num_classes=NUM_CLASSES):
+def infer_data(args):
     """The arguments of `add_infer_data_args` resolved: (this process's shard of the
-    listed ids, the image folder, the image-label dict, the path it came from). Without
-    --voc12_root (where it is optional) the folder is None, and so are the labels and
-    their path unless --cls_labels is given."""
+    listed ids, the image folder, the image-label file). Without --voc12_root (where it
+    is optional) the folder is None, and so is the label file unless --cls_labels is
+    given."""
     root = args.voc12_root
     labels_path = args.cls_labels or (os.path.join(root, "cls_labels.npy") if root else None)
-    labels = load_cls_labels(labels_path, num_classes) if labels_path else None
     ids = shard_ids(read_image_list(args.infer_list), args)
-    return ids, os.path.join(root, "JPEGImages") if root else None, labels, labels_path
+    return ids, os.path.join(root, "JPEGImages") if root else None, labels_path
 
 
 def labels_for_ids(ids, labels, labels_path):
