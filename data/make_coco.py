@@ -30,11 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_coco.py`
 
-from tool.cli import positive_int, progress, run_main  # noqa: E402
+from tool.cli import ArgumentParser, positive_int, progress, run_main  # noqa: E402
 from tool.coco import (annotations_by_image, image_key, image_label,  # noqa: E402
                        read_instances_json, write_label_png)
 from tool.crf import map_with_workers  # noqa: E402
-from tool.io import InputError, link_file, output_done, save_npy, save_text  # noqa: E402
+from tool.io import (InputError, check_output_folder, link_file, output_done,  # noqa: E402
+                     save_npy, save_text)
 
 YEAR = "2014"
 IMAGE_DIR = "JPEGImages"
@@ -42,8 +43,7 @@ LABEL_DIR = "SegmentationClass"
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--coco_root", required=True,
                    help="COCO folder: annotations/instances_<split>2014.json and <split>2014/")
     p.add_argument("--splits", nargs="+", default=["train", "val"],
@@ -105,6 +105,7 @@ def prepare_split(args, split):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_output_folder(args.out, "--out")
     labels, counts = {}, {}
     for split in args.splits:
         names, split_labels, left_out, written = prepare_split(args, split)

@@ -31,7 +31,7 @@ import train_aff
 import train_AuxAff
 import train_cls
 import train_seg
-from data import make_cls_labels, make_demo_dataset, make_train_aug
+from data import make_cls_labels, make_coco, make_demo_dataset, make_train_aug
 from stage_inputs import WIDTH, make_stage_inputs, run_cli, snapshot
 from tool.checkpoint import read_checkpoint
 from tool.cli import run_main
@@ -135,6 +135,9 @@ def e(tmp_path_factory):
     infer_seg.main(strings(infer_seg_args(e, "--save_path", e.seg_out)))
     e.cls_elsewhere = bad / "cls_other.pth"
     shutil.copy(env.weights["cls"], e.cls_elsewhere)
+    # the same images labelled in an 80-class (COCO-sized) vocabulary
+    e.labels80 = bad / "cls_labels80.npy"
+    save_npy(e.labels80, {k: np.pad(v, (0, 60)) for k, v in env.labels.items()})
     return e
 
 
@@ -260,6 +263,8 @@ CASES = [
      lambda e: f"{e.file}: --out is a file"),
     ("make_demo_dataset root under a file", make_demo_dataset.main,
      lambda e: ["--root", e.file / "demo"], lambda e: f"--root lies under the file {e.file}"),
+    ("make_coco out is a file", make_coco.main,
+     lambda e: ["--coco_root", e.bad, "--out", e.file], lambda e: f"{e.file}: --out is a file"),
     # numeric flags
     ("train_cls batch_size 0", train_cls.main, lambda e: train_cls_args(e, "--batch_size", "0"),
      lambda e: "--batch_size: must be >= 1, got 0"),
@@ -304,6 +309,9 @@ CASES = [
      lambda e: "--logt: must be >= 0, got -1"),
     ("gen_pgt workers -1", gen_pgt.main, lambda e: gen_pgt_args(e, "--workers", "-1"),
      lambda e: "--workers: must be >= 0, got -1"),
+    ("make_coco workers 0", make_coco.main,
+     lambda e: ["--coco_root", e.bad, "--out", e.root / "coco", "--workers", "0"],
+     lambda e: "--workers/--num_workers: must be >= 1, got 0"),
     ("infer_cam erase_threshold 0", infer_cam.main,
      lambda e: infer_cam_args(e, "--out_cam", e.root / "ic", "--erase_threshold", "0"),
      lambda e: "--erase_threshold: must be > 0, got 0"),
@@ -399,6 +407,10 @@ CASES = [
      lambda e: with_flag(infer_cls_args(e, "--out_cam", e.cam_out), "--weights",
                          e.cls_elsewhere),
      lambda e: f"{e.cam_out / 'settings.json'}: --out_cam was written with weights"),
+    ("infer_cls folder written with another class count", infer_cls.main,
+     lambda e: infer_cls_args(e, "--out_cam", e.cam_out, "--cls_labels", e.labels80),
+     lambda e: f"{e.cam_out / 'settings.json'}: --out_cam was written with num_classes 20, "
+               "this run has num_classes 80"),
     ("infer_aff folder written with another alpha", infer_aff.main,
      lambda e: infer_aff_args(e, "--out_rw", e.rw_out, "--alpha", "8"),
      lambda e: f"{e.rw_out / 'settings.json'}: --out_rw was written with alpha 16"),
