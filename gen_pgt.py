@@ -24,7 +24,7 @@ from tool.voc import find_image, find_label, get_image_label, read_image_list
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--SALpath", required=True,

@@ -37,7 +37,7 @@ def str2bool(text):
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--save_path", required=True, help="output folder of label PNGs")

@@ -32,7 +32,7 @@ from tool.voc import add_infer_data_args, find_image, get_image_label, infer_dat
 
 def build_parser():
     p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     add_infer_data_args(data, list_default=infercam.RELEASED_INFER_LIST, root_required=False)
     data.add_argument("--split_path", required=True,

@@ -25,7 +25,7 @@ OUTPUT_KINDS = (("out_cam", ".npy"), ("out_cam_pred", ".png"), ("out_la_crf", ".
 
 def build_parser():
     p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_infer_data_args(p.add_argument_group("data"))
     model = p.add_argument_group("model")
     model.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")

@@ -26,7 +26,7 @@ from train_seg import MODELS, build_model
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=sorted(MODELS), default="deeplabv2")
     p.add_argument("--weights", required=True, help="state dict written by train_seg.py")
     p.add_argument("--width", type=positive_float, default=1.0, help="as used for training")

@@ -54,7 +54,7 @@ PICTURE_IMAGES = 4
 
 def build_parser():
     p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", choices=sorted(PROFILES), default="demo")
     p.add_argument("--out", default="demo_out", help="all stage folders go here")
     p.add_argument("--voc12_root", default=None,

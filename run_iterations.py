@@ -33,7 +33,7 @@ ROUND_RECORD_KEYS = ("round", "weights", "final_loss", "seg_pgt", "sal_pgt", "sc
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--rounds", type=positive_int, default=3, help="train -> gen_pgt rounds")
     p.add_argument("--work_dir", required=True, help="one round_<k>/ folder per round")
     p.add_argument("--img_path", required=True, help="training images <id>.jpg")

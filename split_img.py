@@ -47,7 +47,7 @@ def add_environment_args(group):
 
 def build_parser():
     p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_infer_data_args(p.add_argument_group("data"), list_default=infercam.RELEASED_INFER_LIST)
     add_model_args(p.add_argument_group("model"))
     split = p.add_argument_group("split")

@@ -36,7 +36,7 @@ RESUME_AUTO = "auto"
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--img_path", required=True, help="training images <id>.jpg")
     data.add_argument("--seg_pgt_path", required=True,

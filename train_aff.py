@@ -24,7 +24,7 @@ MIN_CROP = 8 * (2 * PAIR_RADIUS - 2) + 1  # the pairs need a 9-wide feature map
 
 def build_parser():
     p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
     data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")

@@ -43,7 +43,7 @@ RESUME_AUTO = "auto"
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--train_list", required=True,
                       help="image ids, bare or psa '/JPEGImages/x.jpg /Seg.../x.png' lines")
