@@ -12,14 +12,14 @@ import os
 
 import numpy as np
 
-from tool import metrics
-from tool.cam import cam_foreground, threshold_foreground
-from tool.classes import (add_class_args, labelled_images, optional_labels_path,
+from tool.seg import metrics
+from tool.cam.multiscale import cam_foreground, threshold_foreground
+from tool.data.classes import (add_class_args, labelled_images, optional_labels_path,
                           segmentation_class_names)
-from tool.cli import ArgumentParser, progress, run_main
-from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, check_output_file, \
+from tool.core.cli import ArgumentParser, progress, run_main
+from tool.core.io import SETTINGS_FILE, InputError, cam_dict_to_array, check_output_file, \
     load_cam_dict, load_json, read_label_png, save_json
-from tool.voc import NUM_CLASSES, find_label, read_image_list, voc_dirs
+from tool.data.voc import NUM_CLASSES, find_label, read_image_list, voc_dirs
 
 PRED_EXTENSION = {"png": ".png", "cam": ".npy", "crf": ".npy"}
 SWEEP_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 13))  # 0.05 .. 0.60
@@ -88,7 +88,7 @@ def evaluate_folder(ids, gt_dir, pred_dir, kind="png", bg_threshold=metrics.CAM_
     per-class iou/precision/recall (percent; None for classes absent from GT and
     prediction), settings (settings.json or None) and, with `thresholds` (cam only),
     sweep = {thresholds, miou, best_threshold, best_miou}; confusion_matrix is the
-    accumulated (C, C + 1) matrix at bg_threshold (see tool.metrics). num_classes counts
+    accumulated (C, C + 1) matrix at bg_threshold (see tool.seg.metrics). num_classes counts
     the background; class_names default to those of `dataset` or of that many classes."""
     class_names = list(class_names or segmentation_class_names(num_classes - 1, dataset))
     if len(class_names) != num_classes:

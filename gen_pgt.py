@@ -13,13 +13,15 @@ refined CAM and fused saliency as a VOC palette PNG.
 import argparse
 import os
 
-from tool import auxsegnet, dist
-from tool.classes import add_class_args, labelled_images
-from tool.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_int,
+from tool.auxsegnet import pipeline as auxsegnet
+
+from tool.core import dist
+from tool.data.classes import add_class_args, labelled_images
+from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_int,
                       positive_float, progress, run_main)
-from tool.crf import map_with_workers
-from tool.io import InputError, claim_output_folders, output_done, read_image, read_saliency
-from tool.voc import find_image, find_label, get_image_label, read_image_list
+from tool.seg.crf import map_with_workers
+from tool.core.io import InputError, claim_output_folders, output_done, read_image, read_saliency
+from tool.data.voc import find_image, find_label, get_image_label, read_image_list
 
 
 def build_parser():

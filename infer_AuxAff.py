@@ -14,14 +14,18 @@ eval_seg.py prints with its scores. Split the list with --shard i/n or torchrun.
 import argparse
 import os
 
-from tool import auxsegnet, checkpoint, dist
-from tool.classes import add_class_args, resolve_checkpoint_num_classes
-from tool.cli import (ArgumentParser, add_device_arg, add_network_arg, positive_float, progress,
+from tool.auxsegnet import pipeline as auxsegnet
+
+from tool.core import checkpoint
+
+from tool.core import dist
+from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
+from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, positive_float, progress,
                       run_main)
-from tool.io import claim_output_folders, output_done, read_image, save_label_png, save_rgb
-from tool.seg_infer import SINGLE_SCALE, inference_settings
-from tool.visualize import label_overlay
-from tool.voc import find_image, read_image_list
+from tool.core.io import claim_output_folders, output_done, read_image, save_label_png, save_rgb
+from tool.seg.infer import SINGLE_SCALE, inference_settings
+from tool.core.visualize import label_overlay
+from tool.data.voc import find_image, read_image_list
 
 
 

@@ -9,16 +9,16 @@ import argparse
 import os
 
 from network import resnet38_aff
-from tool import random_walk as rw
-from tool.checkpoint import load_weights
-from tool.classes import add_dataset_arg, labelled_images
-from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
+from tool.psa import random_walk as rw
+from tool.core.checkpoint import load_weights
+from tool.data.classes import add_dataset_arg, labelled_images
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
                       resolve_device, run_main)
-from tool.dist import add_shard_arg
-from tool.io import InputError, claim_output_folders, load_cam_dict, output_done, read_image, \
+from tool.core.dist import add_shard_arg
+from tool.core.io import InputError, claim_output_folders, load_cam_dict, output_done, read_image, \
     save_label_png, save_rgb
-from tool.visualize import label_overlay
-from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.core.visualize import label_overlay
+from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 MIN_HEIGHT = rw.OUTPUT_STRIDE * (rw.PAIR_RADIUS - 1) + 1  # 33 px: a 5-high feature map
 MIN_WIDTH = rw.OUTPUT_STRIDE * (2 * rw.PAIR_RADIUS - 2) + 1  # 65 px: a 9-wide feature map

@@ -21,13 +21,13 @@ import os
 
 from split_img import (add_environment_args, add_model_args, heatmap_paths, load_classifier,
                        save_class_heatmaps)
-from tool import cam as camlib
-from tool import infercam
-from tool.classes import class_names, labelled_images
-from tool.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int, progress,
+from tool.cam import multiscale as camlib
+from tool.cam import infercam
+from tool.data.classes import class_names, labelled_images
+from tool.core.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int, progress,
                       resolve_device, run_main)
-from tool.io import InputError, claim_output_folders, output_done, read_image, save_npy
-from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.core.io import InputError, claim_output_folders, output_done, read_image, save_npy
+from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 
 def build_parser():

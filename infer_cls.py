@@ -7,17 +7,17 @@ import argparse
 import os
 
 from network import resnet38_cls
-from tool import cam as camlib
-from tool.checkpoint import load_weights
-from tool.classes import add_class_args, labelled_images
-from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
+from tool.cam import multiscale as camlib
+from tool.core.checkpoint import load_weights
+from tool.data.classes import add_class_args, labelled_images
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
                       resolve_device, run_main)
-from tool.crf import crf_with_bg_power, map_with_workers
-from tool.dist import add_shard_arg
-from tool.io import (claim_output_folders, load_cam_dict, output_done, read_image,
+from tool.seg.crf import crf_with_bg_power, map_with_workers
+from tool.core.dist import add_shard_arg
+from tool.core.io import (claim_output_folders, load_cam_dict, output_done, read_image,
                      save_label_png, save_npy)
-from tool.visualize import save_cam_overlay
-from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.core.visualize import save_cam_overlay
+from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 OUTPUT_KINDS = (("out_cam", ".npy"), ("out_cam_pred", ".png"), ("out_la_crf", ".npy"),
                 ("out_ha_crf", ".npy"), ("out_heatmap", ".png"))

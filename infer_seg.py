@@ -12,15 +12,17 @@ Example (the paper setting: multi-scale + flip + CRF):
 import argparse
 import os
 
-from tool import checkpoint, dist
-from tool.classes import add_class_args, resolve_checkpoint_num_classes
-from tool.cli import ArgumentParser, add_device_arg, positive_float, progress, run_main
-from tool.io import InputError, claim_output_folders, output_done, read_image, save_label_png, \
+from tool.core import checkpoint
+
+from tool.core import dist
+from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
+from tool.core.cli import ArgumentParser, add_device_arg, positive_float, progress, run_main
+from tool.core.io import InputError, claim_output_folders, output_done, read_image, save_label_png, \
     save_rgb
-from tool.seg_infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings,
+from tool.seg.infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings,
                             predict_label)
-from tool.visualize import label_overlay
-from tool.voc import find_image, read_image_list, voc_dirs
+from tool.core.visualize import label_overlay
+from tool.data.voc import find_image, read_image_list, voc_dirs
 from train_seg import MODELS, build_model
 
 

@@ -7,13 +7,13 @@ import os
 
 import numpy as np
 
-from tool.classes import add_dataset_arg, labelled_images
-from tool.cli import ArgumentParser, nonnegative_int, progress, run_main
-from tool.crf import map_with_workers
-from tool.fusion import CAM_THRESHOLD, SAL_THRESHOLD, fuse_cam_saliency
-from tool.io import (IGNORE_LABEL, InputError, cam_dict_to_array, claim_output_folders,
+from tool.data.classes import add_dataset_arg, labelled_images
+from tool.core.cli import ArgumentParser, nonnegative_int, progress, run_main
+from tool.seg.crf import map_with_workers
+from tool.auxsegnet.fusion import CAM_THRESHOLD, SAL_THRESHOLD, fuse_cam_saliency
+from tool.core.io import (IGNORE_LABEL, InputError, cam_dict_to_array, claim_output_folders,
                      load_cam_dict, output_done, read_saliency, save_label_png)
-from tool.voc import get_image_label, read_image_list
+from tool.data.voc import get_image_label, read_image_list
 
 
 def build_parser():

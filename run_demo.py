@@ -18,11 +18,11 @@ import sys
 import time
 
 
-from tool.cli import ArgumentParser, positive_int, run_main
-from tool.io import (check_output_folder, load_cam_dict, load_json, read_image, read_label_png,
+from tool.core.cli import ArgumentParser, positive_int, run_main
+from tool.core.io import (check_output_folder, load_cam_dict, load_json, read_image, read_label_png,
                      save_rgb, save_text)
-from tool.visualize import cam_dict_overlay, colorize_label, image_grid
-from tool.voc import find_image, find_label, read_image_list
+from tool.core.visualize import cam_dict_overlay, colorize_label, image_grid
+from tool.data.voc import find_image, find_label, read_image_list
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 

@@ -21,11 +21,11 @@ import shlex
 import gen_pgt
 import train_AuxAff
 from eval_seg import evaluate_folder
-from tool.classes import add_class_args, class_flags, labelled_images
-from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
+from tool.data.classes import add_class_args, class_flags, labelled_images
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
                       positive_int, run_main)
-from tool.io import InputError, check_output_folder, load_json, save_json
-from tool.voc import read_image_list
+from tool.core.io import InputError, check_output_folder, load_json, save_json
+from tool.data.voc import read_image_list
 
 DONE_FILE = "done.json"
 ROUND_RECORD_KEYS = ("round", "weights", "final_loss", "seg_pgt", "sal_pgt", "scores")

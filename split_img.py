@@ -15,16 +15,16 @@ import argparse
 import os
 
 from network import resnet38_cls
-from tool import cam as camlib
-from tool import infercam
-from tool.checkpoint import load_weights
-from tool.classes import add_class_args, class_names, file_name_part, labelled_images
-from tool.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
+from tool.cam import multiscale as camlib
+from tool.cam import infercam
+from tool.core.checkpoint import load_weights
+from tool.data.classes import add_class_args, class_names, file_name_part, labelled_images
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
                       resolve_device, run_main)
-from tool.dist import add_shard_arg
-from tool.io import claim_output_folders, output_done, read_image, save_npy
-from tool.visualize import save_cam_overlay
-from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.core.dist import add_shard_arg
+from tool.core.io import claim_output_folders, output_done, read_image, save_npy
+from tool.core.visualize import save_cam_overlay
+from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 
 def add_model_args(group):

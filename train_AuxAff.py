@@ -24,12 +24,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from network.AuxSegNet import SegNet
-from tool import auxsegnet, checkpoint, dist
-from tool.classes import add_class_args, labelled_images
-from tool.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_float,
+from tool.auxsegnet import pipeline as auxsegnet
+from tool.core import checkpoint
+from tool.core import dist
+from tool.data.classes import add_class_args, labelled_images
+from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_float,
                       nonnegative_int, positive_float, positive_int, progress, run_main)
-from tool.io import InputError, check_output_folder, json_line, save_json
-from tool.voc import read_image_list
+from tool.core.io import InputError, check_output_folder, json_line, save_json
+from tool.data.voc import read_image_list
 
 RESUME_AUTO = "auto"
 

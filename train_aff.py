@@ -10,14 +10,14 @@ import os
 import torch
 
 from network import resnet38_aff
-from tool.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
-from tool.checkpoint import load_weights
-from tool.classes import labelled_images, optional_labels_path
-from tool.cli import ArgumentParser, positive_float, positive_int, run_main
-from tool.dist import cleanup, init_distributed, is_main_process
-from tool.psa_train import add_psa_training_args, train_psa, weights_path
-from tool.random_walk import PAIR_RADIUS
-from tool.voc import read_image_list
+from tool.psa.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
+from tool.core.checkpoint import load_weights
+from tool.data.classes import labelled_images, optional_labels_path
+from tool.core.cli import ArgumentParser, positive_float, positive_int, run_main
+from tool.core.dist import cleanup, init_distributed, is_main_process
+from tool.psa.training import add_psa_training_args, train_psa, weights_path
+from tool.psa.random_walk import PAIR_RADIUS
+from tool.data.voc import read_image_list
 
 MIN_CROP = 8 * (2 * PAIR_RADIUS - 2) + 1  # the pairs need a 9-wide feature map
 

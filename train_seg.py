@@ -26,15 +26,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from network import deeplab_largefov, deeplab_v2
-from tool import checkpoint, dist, transforms
-from tool.batch_plan import SeededItems, StepPlan, seeded_epoch_batches
-from tool.classes import add_class_args, labelled_images, optional_labels_path
-from tool.cli import (ArgumentParser, add_device_arg, nonnegative_float, nonnegative_int,
+from tool.core import checkpoint
+from tool.core import dist
+from tool.data import transforms
+from tool.core.batch_plan import SeededItems, StepPlan, seeded_epoch_batches
+from tool.data.classes import add_class_args, labelled_images, optional_labels_path
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_float, nonnegative_int,
                       ordered_pair, positive_float, positive_int, progress, run_main)
-from tool.io import IGNORE_LABEL, InputError, check_output_file, json_line
-from tool.optim import psa_optimizer
-from tool.train_step import sgd_step
-from tool.voc import VOCSegDataset, read_image_list, voc_dirs
+from tool.core.io import IGNORE_LABEL, InputError, check_output_file, json_line
+from tool.core.optim import psa_optimizer
+from tool.core.train_step import sgd_step
+from tool.data.voc import VOCSegDataset, read_image_list, voc_dirs
 
 MODELS = {"largefov": deeplab_largefov.Net, "deeplabv2": deeplab_v2.Net}
 STATE_SUFFIX = ".state"  # training state for --resume is written beside --save_path
@@ -142,7 +144,7 @@ def load_init_weights(net, path):
 
 
 def seg_loss_terms(logits, target):
-    """seg_loss as the (loss, named terms) pair tool.train_step.sgd_step takes (no terms)."""
+    """seg_loss as the (loss, named terms) pair tool.core.train_step.sgd_step takes (no terms)."""
     return seg_loss(logits, target), {}
 
 
@@ -166,7 +168,7 @@ def make_dataset(args):
 
 
 def make_loader(dataset, args, info, start):
-    """Batches of steps start..--max_iters planned by step (tool.batch_plan): a resumed run
+    """Batches of steps start..--max_iters planned by step (tool.core.batch_plan): a resumed run
     sees the batches of an uninterrupted one. Its own generator leaves the global RNG
     (dropout) to the training."""
     if len(dataset) < args.batch_size * info.world_size:

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.make_demo_dataset import make_demo_dataset  # noqa: E402
 from network.AuxSegNet import SegNet  # noqa: E402
-from tool import auxsegnet  # noqa: E402
-from tool.voc import load_cls_labels, read_image_list  # noqa: E402
+from tool.auxsegnet import pipeline as auxsegnet# noqa: E402
+from tool.data.voc import load_cls_labels, read_image_list  # noqa: E402
 
 WIDTH = 0.125
 BATCH = 4  # train_AuxAff.py

@@ -7,7 +7,7 @@ and the image folders:
     <out>/train.txt, <out>/val.txt       image names (COCO_train2014_000000000009, ...)
 
 Label PNGs: 0 background; 1..80 the classes in COCO category order (category ids 1..90
-have gaps; tool/coco.py COCO_CATEGORIES maps them); 255 (ignored by training and by
+have gaps; tool/data/coco.py COCO_CATEGORIES maps them); 255 (ignored by training and by
 eval_seg.py) where annotations of two or more classes overlap, and where only crowd
 regions lie. Why: COCO outlines every instance on its own and does not record which of
 two overlapping objects is in front, and a crowd region is a coarse outline of many
@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_coco.py`
 
-from tool.cli import ArgumentParser, positive_int, progress, run_main  # noqa: E402
-from tool.coco import (annotations_by_image, image_key, image_label,  # noqa: E402
+from tool.core.cli import ArgumentParser, positive_int, progress, run_main  # noqa: E402
+from tool.data.coco import (annotations_by_image, image_key, image_label,  # noqa: E402
                        read_instances_json, write_label_png)
-from tool.crf import map_with_workers  # noqa: E402
-from tool.io import (InputError, check_output_folder, link_file, output_done,  # noqa: E402
+from tool.seg.crf import map_with_workers  # noqa: E402
+from tool.core.io import (InputError, check_output_folder, link_file, output_done,  # noqa: E402
                      save_npy, save_text)
 
 YEAR = "2014"

@@ -23,10 +23,10 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_demo_dataset.py`
 
-from tool.cli import ArgumentParser, positive_int, run_main  # noqa: E402
-from tool.io import (IGNORE_LABEL, atomic_path, check_output_folder,  # noqa: E402
+from tool.core.cli import ArgumentParser, positive_int, run_main  # noqa: E402
+from tool.core.io import (IGNORE_LABEL, atomic_path, check_output_folder,  # noqa: E402
                      save_gray_png, save_label_png, save_npy, save_rgb, save_text)
-from tool.voc import VOC_CLASSES  # noqa: E402
+from tool.data.voc import VOC_CLASSES  # noqa: E402
 
 NUM_TRAIN = 160
 NUM_VAL = 40

@@ -15,10 +15,10 @@ import train_seg
 from data.make_demo_dataset import make_demo_dataset
 from network import resnet38_aff, resnet38_cls
 from network.AuxSegNet import SegNet
-from tool.checkpoint import save_checkpoint
-from tool.cli import run_main
-from tool.io import read_label_png, save_npy
-from tool.voc import load_cls_labels, read_image_list
+from tool.core.checkpoint import save_checkpoint
+from tool.core.cli import run_main
+from tool.core.io import read_label_png, save_npy
+from tool.data.voc import load_cls_labels, read_image_list
 
 WIDTH = "0.125"
 # a tqdm progress line ("stage:  50%|###  | 1/2 [00:00<00:00, 5.0it/s]")

@@ -2,16 +2,16 @@
 (golden README §8: train_auxaff.npz, train_aff.npz, train_cls.npz), on the golden dataset.
 
 - AuxSegNet: meta.aug records each image's draws (scale, flip, crop offsets h_p / w_p);
-  tool.auxsegnet.apply_augment with those draws gives the recorded image, segmentation
+  tool.auxsegnet.pipeline.apply_augment with those draws gives the recorded image, segmentation
   label and binarised saliency.
 - AffinityNet: the draws were not recorded (meta.aug holds only the ids) and the colour
   jitter was an identity. The crop offset and the flip are found by trying every one with
-  tool.aff_labels.apply_joint_augment (exactly one reproduces the recorded image); with
+  tool.psa.aff_labels.apply_joint_augment (exactly one reproduces the recorded image); with
   them the project's 1/8 label (crf_label) and pair labels (affinity_pair_labels) from the
   original's la/ha CRF dicts are the recorded ones.
 - Classifier: no draws recorded either (flip and jitter were identities). The long side in
   psa's [256, 512] and the crop window are found the same way: exactly one of them gives
-  the recorded image through tool.cls_data.ClassifierAugment.apply.
+  the recorded image through tool.data.cls_data.ClassifierAugment.apply.
 
 Image tolerance 1e-6 x max|ref|: the originals resize (AuxSegNet) or normalise
 (AffinityNet) in other float precisions than the project (measured 1.5e-7)."""
@@ -20,10 +20,12 @@ import pytest
 
 from golden import GOLDEN, golden_meta, load_golden, needs_golden
 from network.resnet38d import IMAGE_MEAN, IMAGE_STD
-from tool import aff_labels, auxsegnet, transforms
-from tool.cls_data import RESIZE_LONG, ClassifierAugment, ClassifierDraws
-from tool.io import IGNORE_LABEL, read_image, save_label_png, save_npy
-from tool.voc import load_cls_labels, read_seg_sample
+from tool.psa import aff_labels
+from tool.auxsegnet import pipeline as auxsegnet
+from tool.data import transforms
+from tool.data.cls_data import RESIZE_LONG, ClassifierAugment, ClassifierDraws
+from tool.core.io import IGNORE_LABEL, read_image, save_label_png, save_npy
+from tool.data.voc import load_cls_labels, read_seg_sample
 
 pytestmark = needs_golden
 DATASET = GOLDEN / "dataset"

@@ -10,9 +10,9 @@ import torch
 from golden import (GOLDEN, assert_close, golden_threads,  # noqa: F401 (fixture)
                     load_golden, load_recipe, needs_golden)
 from network.AuxSegNet import SegNet
-from tool import auxsegnet
-from tool.io import read_image, read_saliency
-from tool.voc import load_cls_labels, read_image_list
+from tool.auxsegnet import pipeline as auxsegnet
+from tool.core.io import read_image, read_saliency
+from tool.data.voc import load_cls_labels, read_image_list
 
 pytestmark = [needs_golden, pytest.mark.usefixtures("golden_threads")]
 DATASET = GOLDEN / "dataset"

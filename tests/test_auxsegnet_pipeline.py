@@ -14,8 +14,8 @@ import run_iterations
 import train_AuxAff
 from data.make_demo_dataset import make_demo_dataset
 from network import resnet38_cls
-from tool.checkpoint import read_checkpoint, save_checkpoint
-from tool.io import InputError, save_gray_png
+from tool.core.checkpoint import read_checkpoint, save_checkpoint
+from tool.core.io import InputError, save_gray_png
 
 WIDTH = "0.125"
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from network.resnet38d import normalize_image
-from tool import auxsegnet
+from tool.auxsegnet import pipeline as auxsegnet
 
 
 def test_epoch_batches_share_one_scale_and_cover_the_epoch():

@@ -33,10 +33,10 @@ import train_cls
 import train_seg
 from data import make_cls_labels, make_coco, make_demo_dataset, make_train_aug
 from stage_inputs import WIDTH, make_stage_inputs, run_cli, snapshot
-from tool.checkpoint import read_checkpoint
-from tool.cli import run_main
-from tool.io import load_cam_dict, read_image, read_saliency, save_npy
-from tool.voc import read_image_list
+from tool.core.checkpoint import read_checkpoint
+from tool.core.cli import run_main
+from tool.core.io import load_cam_dict, read_image, read_saliency, save_npy
+from tool.data.voc import read_image_list
 
 NOBODY = 65534
 
@@ -511,7 +511,7 @@ def test_16bit_image_is_converted_not_clipped(tmp_path):
 
 
 def test_image_without_a_labelled_class_is_skipped_and_counted(e, tmp_path, capsys):
-    """One rule in every stage (tool.classes.labelled_images): no output, one count."""
+    """One rule in every stage (tool.data.classes.labelled_images): no output, one count."""
     labels = dict(e.labels)
     no_class = read_image_list(e.val_list)[1]
     labels[no_class] = np.zeros(20, np.float32)

@@ -5,11 +5,11 @@ import argparse
 import numpy as np
 import pytest
 
-from tool.classes import (add_class_args, add_dataset_arg, class_flags, class_names,
+from tool.data.classes import (add_class_args, add_dataset_arg, class_flags, class_names,
                           labelled_images, resolve_num_classes, segmentation_class_names)
-from tool.coco import COCO_CLASSES
-from tool.io import InputError, save_npy
-from tool.voc import VOC_CLASSES
+from tool.data.coco import COCO_CLASSES
+from tool.core.io import InputError, save_npy
+from tool.data.voc import VOC_CLASSES
 
 
 def parse(argv, with_background=None):

@@ -26,10 +26,10 @@ import train_cls
 import train_seg
 from coco_data import make_coco_layout
 from data import make_coco
-from tool.cli import run_main
-from tool.coco import COCO_CLASSES
-from tool.io import InputError, load_cam_dict, read_label_png
-from tool.voc import load_cls_labels, read_image_list
+from tool.core.cli import run_main
+from tool.data.coco import COCO_CLASSES
+from tool.core.io import InputError, load_cam_dict, read_label_png
+from tool.data.voc import load_cls_labels, read_image_list
 
 WIDTH = ["--width", "0.125"]
 CPU = ["--device", "cpu"]

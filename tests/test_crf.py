@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from golden import GOLDEN, load_golden, needs_golden
-from tool import crf
+from tool.seg import crf
 
 CRF_ATOL = 1e-4  # golden README §5: CRF outputs
 IDS = ("2007_000001", "2007_000002", "2007_000003", "2007_000004")

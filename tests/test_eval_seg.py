@@ -8,9 +8,9 @@ import pytest
 
 import eval_seg
 from golden import TESTDATA
-from tool.classes import segmentation_class_names
-from tool.cli import run_main
-from tool.io import InputError, read_label_png, save_label_png, save_npy
+from tool.data.classes import segmentation_class_names
+from tool.core.cli import run_main
+from tool.core.io import InputError, read_label_png, save_label_png, save_npy
 
 VOC_REAL = TESTDATA / "voc_real"
 VOC_MASKS = VOC_REAL / "SegmentationClass"

@@ -14,11 +14,11 @@ import split_img
 from data.make_demo_dataset import make_demo_dataset
 from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
 from network import resnet38_cls
-from tool import infercam
-from tool.cam import scaled_inputs, with_flips
-from tool.checkpoint import save_checkpoint
-from tool.io import InputError, load_cam_dict, read_image
-from tool.voc import load_cls_labels, read_image_list
+from tool.cam import infercam
+from tool.cam.multiscale import scaled_inputs, with_flips
+from tool.core.checkpoint import save_checkpoint
+from tool.core.io import InputError, load_cam_dict, read_image
+from tool.data.voc import load_cls_labels, read_image_list
 
 IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 CAM_ATOL = 5e-5  # golden README §5, normalised CAMs

@@ -1,11 +1,11 @@
-"""Confusion matrix, split-level scores and the psa CAM-to-label rule (tool/metrics.py)."""
+"""Confusion matrix, split-level scores and the psa CAM-to-label rule (tool/seg/metrics.py)."""
 import json
 
 import numpy as np
 import pytest
 
 from golden import load_golden, needs_golden
-from tool import metrics
+from tool.seg import metrics
 
 # 3x4 toy example, classes 0..2, 255 = ignore (GT) / unlabelled (prediction).
 TOY_GT = np.array([[0, 0, 1, 1],

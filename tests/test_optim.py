@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from golden import golden_meta, load_golden, needs_golden
-from tool import optim
+from tool.core import optim
 
 RUNS = {"psa_poly": optim.PolyOptimizer, "psa_poly_wd0.5": optim.PolyOptimizer,
         "aux_poly": optim.PolyOptimizer_aux, "aux_polycls": optim.PolyOptimizer_cls,

@@ -7,8 +7,8 @@ from PIL import Image
 
 from golden import GOLDEN, assert_close, load_golden, needs_golden
 from test_resnet38_aff import recipe_aff_net
-from tool import random_walk as rw
-from tool.random_walk import cpu_threads
+from tool.psa import random_walk as rw
+from tool.psa.random_walk import cpu_threads
 
 IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 RUNS = {"default": (16, 8, 8), "strongwalk": (8, 1, 5)}  # (alpha, beta, logt)

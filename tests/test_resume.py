@@ -32,11 +32,11 @@ import train_aff
 import train_AuxAff
 import train_cls
 import train_seg
-import tool.infercam
-import tool.io
+import tool.cam.infercam
+import tool.core.io
 from stage_inputs import WIDTH, make_stage_inputs, run_cli, snapshot
-from tool.checkpoint import save_checkpoint
-from tool.io import RunError, json_line, save_json
+from tool.core.checkpoint import save_checkpoint
+from tool.core.io import RunError, json_line, save_json
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 14  # the random stopping steps come from this seed (and the stage's name)
@@ -266,8 +266,8 @@ def test_inference_stage_stopped_at_a_random_image_resumes_exactly(name, env, tm
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     straight_argv, stopped_argv = strings(argv(env, straight)), strings(argv(env, stopped))
     counter = [10 ** 9]
-    writer = DyingWriter(tool.io.atomic_path, counter)
-    for module_with_writer in (tool.io, tool.infercam):  # (infercam imports it by name)
+    writer = DyingWriter(tool.core.io.atomic_path, counter)
+    for module_with_writer in (tool.core.io, tool.cam.infercam):  # (infercam imports it by name)
         monkeypatch.setattr(module_with_writer, "atomic_path", writer)
     module.main(straight_argv)
     writes = 10 ** 9 - counter[0]
@@ -379,11 +379,11 @@ def test_infer_cls_killed_during_the_crf_pool_leaves_no_process(env, tmp_path):
     for img_id in ids:
         Image.fromarray(rng.integers(0, 255, (600, 600, 3), np.uint8)).save(
             big / "JPEGImages" / f"{img_id}.jpg")
-        tool.io.save_npy(tmp_path / "cam" / f"{img_id}.npy",
+        tool.core.io.save_npy(tmp_path / "cam" / f"{img_id}.npy",
                          {3: rng.random((600, 600)).astype(np.float32)})
     (tmp_path / "list.txt").write_text("".join(f"{i}\n" for i in ids))
     labels = {i: np.eye(20, dtype=np.float32)[3] for i in ids}
-    tool.io.save_npy(tmp_path / "labels.npy", labels)
+    tool.core.io.save_npy(tmp_path / "labels.npy", labels)
     cmd = [sys.executable, str(REPO / "infer_cls.py"), "--infer_list", str(tmp_path / "list.txt"),
            "--voc12_root", str(big), "--cls_labels", str(tmp_path / "labels.npy"),
            "--weights", str(env.weights["cls"]), "--width", WIDTH, "--device", "cpu",

@@ -1,4 +1,4 @@
-"""train_seg.py / infer_seg.py / tool.seg_infer: training lowers the loss, multi-scale
+"""train_seg.py / infer_seg.py / tool.seg.infer: training lowers the loss, multi-scale
 + flip inference is a proper average, and the scripts run end to end on a tiny
 synthetic VOC-layout dataset (train, resume, infer with and without MS+flip+CRF)."""
 import argparse
@@ -12,10 +12,10 @@ import infer_seg
 import train_seg
 from data.make_demo_dataset import make_demo_dataset
 from network import resnet38_cls
-from tool import checkpoint
-from tool.io import SETTINGS_FILE, InputError, read_label_png, save_label_png
-from tool.seg_infer import predict_label, predict_probs
-from tool.train_step import sgd_step
+from tool.core import checkpoint
+from tool.core.io import SETTINGS_FILE, InputError, read_label_png, save_label_png
+from tool.seg.infer import predict_label, predict_probs
+from tool.core.train_step import sgd_step
 
 SMALL = 0.125
 COLOURS = torch.tensor([[-1.0, 0.0, 1.0], [1.5, -1.0, 0.0], [0.0, 1.5, -1.5]])

@@ -2,10 +2,10 @@
 train_cls.npz, train_aff.npz, train_auxaff.npz).
 
 Each recorded batch goes through the project's own step as the trainer calls it
-(tool.train_step.sgd_step with tool.cls_data.multilabel_loss or
-tool.aff_labels.affinity_loss, as tool.psa_train does; tool.auxsegnet.train_step, as
-train_AuxAff.py does) with the optimiser the trainer builds (tool.optim.psa_optimizer,
-tool.auxsegnet.make_optimizer), on the project's networks holding the recipe weights, with
+(tool.core.train_step.sgd_step with tool.data.cls_data.multilabel_loss or
+tool.psa.aff_labels.affinity_loss, as tool.psa.training does; tool.auxsegnet.pipeline.train_step, as
+train_AuxAff.py does) with the optimiser the trainer builds (tool.core.optim.psa_optimizer,
+tool.auxsegnet.pipeline.make_optimizer), on the project's networks holding the recipe weights, with
 the recorded torch RNG state restored before each forward (the same dropout masks).
 Compared: loss terms, network outputs, lr per group, gradient / update / value norms of
 every parameter, the sampled and the whole stored gradients / updates / values, frozen
@@ -34,12 +34,12 @@ from golden import (golden_meta, golden_threads,  # noqa: F401 (fixture)
                     load_golden, needs_golden, recipe_state_dict)
 from network import resnet38_aff, resnet38_cls
 from network.AuxSegNet import SegNet
-from tool import auxsegnet
-from tool.aff_labels import LOSS_EPS, affinity_loss
-from tool.cls_data import multilabel_loss
-from tool.optim import psa_optimizer
-from tool.psa_train import add_psa_training_args
-from tool.train_step import sgd_step
+from tool.auxsegnet import pipeline as auxsegnet
+from tool.psa.aff_labels import LOSS_EPS, affinity_loss
+from tool.data.cls_data import multilabel_loss
+from tool.core.optim import psa_optimizer
+from tool.psa.training import add_psa_training_args
+from tool.core.train_step import sgd_step
 
 pytestmark = [needs_golden, pytest.mark.usefixtures("golden_threads")]
 
@@ -66,7 +66,7 @@ def call_value(meta, flag):
 
 def psa_optimizer_from_flags(net, meta):
     """The psa trainers' optimiser with the recorded call's --lr and the project's flag
-    defaults for the rest (tool.psa_train.add_psa_training_args)."""
+    defaults for the rest (tool.psa.training.add_psa_training_args)."""
     parser = argparse.ArgumentParser()
     add_psa_training_args(parser, batch_size=2, max_epoches=1, session_name="golden")
     args = parser.parse_args(["--lr", call_value(meta, "--lr")])
@@ -83,13 +83,13 @@ def images(z, prefix):
 
 
 def cls_step(net, optimizer, z, prefix, iteration):
-    """What tool.psa_train.train_psa does with a train_cls batch."""
+    """What tool.psa.training.train_psa does with a train_cls batch."""
     return sgd_step(net, optimizer, images(z, prefix), torch.from_numpy(z[prefix + "label"]),
                     multilabel_loss, iteration=iteration)
 
 
 def aff_step(net, optimizer, z, prefix, iteration):
-    """What tool.psa_train.train_psa does with a train_aff batch: (B, 3, D, M) pair
+    """What tool.psa.training.train_psa does with a train_aff batch: (B, 3, D, M) pair
     labels, the layout AffinityDataset yields."""
     pairs = torch.stack([torch.from_numpy(z[prefix + k])
                          for k in ("bg_label", "fg_label", "neg_label")], dim=1)

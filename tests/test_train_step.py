@@ -1,4 +1,4 @@
-"""tool.train_step.sgd_step, the one training step of every trainer: an ordinary SGD step
+"""tool.core.train_step.sgd_step, the one training step of every trainer: an ordinary SGD step
 with the loss terms as floats; a NaN/inf loss stops the run before anything is stepped,
 and the scripts end with one line and exit code 1."""
 import re
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import train_cls
-from tool.cli import run_main
-from tool.train_step import NonFiniteLoss, non_finite_term, sgd_step
+from tool.core.cli import run_main
+from tool.core.train_step import NonFiniteLoss, non_finite_term, sgd_step
 
 
 def toy():

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from network.resnet38d import normalize_image
-from tool import transforms as T
+from tool.data import transforms as T
 
 
 def rng(seed=0):

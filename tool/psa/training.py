@@ -8,15 +8,15 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from tool.checkpoint import (existing_training_state, load_training_state, save_checkpoint,
+from tool.core.checkpoint import (existing_training_state, load_training_state, save_checkpoint,
                              save_training_state)
-from tool.cli import (add_device_arg, nonnegative_float, nonnegative_int, positive_float,
+from tool.core.cli import (add_device_arg, nonnegative_float, nonnegative_int, positive_float,
                       positive_int, progress)
-from tool.dist import is_main_process
-from tool.io import InputError, check_output_file
-from tool.optim import psa_optimizer
-from tool.train_step import sgd_step
-from tool.transforms import restart_worker_rng
+from tool.core.dist import is_main_process
+from tool.core.io import InputError, check_output_file
+from tool.core.optim import psa_optimizer
+from tool.core.train_step import sgd_step
+from tool.data.transforms import restart_worker_rng
 
 
 def add_psa_training_args(parser, batch_size, max_epoches, session_name):
@@ -70,7 +70,7 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
 
     loss_fn(outputs, targets) returns (loss, parts): the loss to minimise and a dict of
     named terms (may be empty) shown beside it on the progress bar; each step is
-    tool.train_step.sgd_step (NonFiniteLoss when a term becomes NaN/inf). Saves the weights
+    tool.core.train_step.sgd_step (NonFiniteLoss when a term becomes NaN/inf). Saves the weights
     and the training state after every epoch on the main process; --resume continues from
     the saved epoch, --max_iters stops early. Returns (steps done, running losses by name:
     "loss" then the parts; empty when no step ran). InputError when the training list is

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from tool.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
+from tool.data.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
     draw_jitter, draw_long_side, hflip_if, normalize, resize_long, resized_long_hw, worker_rng
-from tool.voc import VOCImageDataset
+from tool.data.voc import VOCImageDataset
 
 RESIZE_LONG = (256, 512)  # psa train_cls.py
 CROP_SIZE = 448  # psa train_cls.py

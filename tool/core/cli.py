@@ -7,7 +7,7 @@ import sys
 import torch
 from tqdm import tqdm
 
-from tool.io import InputError, RunError
+from tool.core.io import InputError, RunError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -121,7 +121,7 @@ def close_progress_bars():
 def run_main(main, argv=None):
     """Run a stage's main(). Bad input (InputError, raised here, in a DataLoader worker or
     in a process pool) ends with one line on stderr and exit code 2; a run that cannot go
-    on (RunError, e.g. tool.train_step.NonFiniteLoss: a training loss became NaN/inf) with
+    on (RunError, e.g. tool.core.train_step.NonFiniteLoss: a training loss became NaN/inf) with
     one line and exit code 1."""
     try:
         return main(argv)

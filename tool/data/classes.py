@@ -12,11 +12,11 @@ foreground classes."""
 import os
 from dataclasses import dataclass
 
-from tool.cam import LABEL_PRESENT
-from tool.checkpoint import segmentation_class_count
-from tool.coco import COCO_CLASSES
-from tool.io import InputError
-from tool.voc import VOC_CLASSES, get_image_label, load_cls_labels
+from tool.cam.multiscale import LABEL_PRESENT
+from tool.core.checkpoint import segmentation_class_count
+from tool.data.coco import COCO_CLASSES
+from tool.core.io import InputError
+from tool.data.voc import VOC_CLASSES, get_image_label, load_cls_labels
 
 DATASET_CLASSES = {"voc": VOC_CLASSES, "coco": COCO_CLASSES}
 DEFAULT_DATASET = "voc"  # what the original scripts assumed

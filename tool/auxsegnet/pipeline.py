@@ -11,16 +11,17 @@ from torch.utils.data import Dataset
 
 from network.AuxSegNet import SegNet, propagate
 from network.resnet38d import normalize_image
-from tool import checkpoint, transforms
-from tool.batch_plan import StepPlan
-from tool.cam import normalize_cam
-from tool.crf import crf_for_sal
-from tool.fusion import fuse_cam_saliency
-from tool.io import IGNORE_LABEL, InputError, save_gray_png, save_label_png
-from tool.optim import PolyOptimizer_cls
-from tool.seg_infer import apply_crf, predict_probs
-from tool.train_step import sgd_step
-from tool.voc import NUM_CLASSES, find_image, find_label, labels_for_ids, read_seg_sample
+from tool.core import checkpoint
+from tool.data import transforms
+from tool.core.batch_plan import StepPlan
+from tool.cam.multiscale import normalize_cam
+from tool.seg.crf import crf_for_sal
+from tool.auxsegnet.fusion import fuse_cam_saliency
+from tool.core.io import IGNORE_LABEL, InputError, save_gray_png, save_label_png
+from tool.core.optim import PolyOptimizer_cls
+from tool.seg.infer import apply_crf, predict_probs
+from tool.core.train_step import sgd_step
+from tool.data.voc import NUM_CLASSES, find_image, find_label, labels_for_ids, read_seg_sample
 
 TRAIN_SCALE_RANGE = (0.7, 1.3)  # train_AuxAff.py: one scale per batch
 SAL_BINARY_THRESHOLD = 0.5  # train_AuxAff.py: saliency pseudo label > 0.5 -> 1
@@ -179,7 +180,7 @@ def make_optimizer(net, lr, wt_dec, max_step, momentum=None):
 
 def train_step(model, optimizer, scaler, batch, weights=LossWeights(), amp=False,
                iteration=None):
-    """One SGD step (tool.train_step.sgd_step) on a collated batch already on the device;
+    """One SGD step (tool.core.train_step.sgd_step) on a collated batch already on the device;
     returns the loss terms and their weighted total as floats."""
     return sgd_step(model, optimizer, batch["img"], batch,
                     functools.partial(training_loss, weights=weights), scaler, amp, iteration)

@@ -16,7 +16,7 @@ import struct
 
 import numpy as np
 
-from tool.io import InputError
+from tool.core.io import InputError
 
 LIST_MAGIC = 0x112
 V1_MAGIC = 0xF993FAC8

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from tool.io import IGNORE_LABEL, InputError, load_json, save_label_png
+from tool.core.io import IGNORE_LABEL, InputError, load_json, save_label_png
 
 COCO_CATEGORIES = (
     (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "airplane"),

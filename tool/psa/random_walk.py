@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from network.resnet38d import OUTPUT_STRIDE, normalize_image
-from tool.voc import NUM_CLASSES
+from tool.data.voc import NUM_CLASSES
 
 PAIR_RADIUS = 5  # psa resnet38_aff / train_aff radius
 RW_ALPHA = 16  # psa infer_aff.py default background power

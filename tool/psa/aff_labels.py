@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from tool.io import IGNORE_LABEL, InputError, load_cam_dict, read_image
-from tool.random_walk import PAIR_RADIUS, get_indices_of_pairs
-from tool.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
+from tool.core.io import IGNORE_LABEL, InputError, load_cam_dict, read_image
+from tool.psa.random_walk import PAIR_RADIUS, get_indices_of_pairs
+from tool.data.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
     draw_jitter, hflip_if, normalize, worker_rng
-from tool.voc import find_image
+from tool.data.voc import find_image
 
 CROP_SIZE = 448  # psa README: train_aff.py --crop_size 448
 STRIDE = 8  # labels are average-pooled to the network's output stride
@@ -102,7 +102,7 @@ def affinity_loss(aff, pair_labels):
 @dataclass(frozen=True)
 class JointDraws:
     """The draws of psa's train_aff augmentation of one image: colour jitter (None: none),
-    the crop's (top, left) offsets (tool.transforms.crop_at) and the flip."""
+    the crop's (top, left) offsets (tool.data.transforms.crop_at) and the flip."""
     jitter: JitterDraws | None
     offsets: tuple
     flip: bool

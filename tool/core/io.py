@@ -25,7 +25,7 @@ class InputError(ValueError):
 
     Raised inside a DataLoader worker, it comes back re-created from the worker's whole
     traceback ("Caught InputError in DataLoader worker process 0. Original Traceback ...
-    tool.io.InputError: <line>"); the constructor keeps the original line, so the error
+    tool.core.io.InputError: <line>"); the constructor keeps the original line, so the error
     reads the same from a worker as from the main process (a process pool re-raises the
     pickled error itself)."""
 
@@ -43,7 +43,7 @@ class InputError(ValueError):
 
 class RunError(RuntimeError):
     """A run that cannot go on through no fault of the input (e.g. training diverged):
-    one line naming what happened, exit code 1 (tool.cli.run_main)."""
+    one line naming what happened, exit code 1 (tool.core.cli.run_main)."""
 
 
 def voc_palette(n=256):

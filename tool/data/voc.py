@@ -7,8 +7,8 @@ import os
 import numpy as np
 from torch.utils.data import Dataset
 
-from tool.dist import shard_ids
-from tool.io import InputError, read_image, read_label_png, read_saliency
+from tool.core.dist import shard_ids
+from tool.core.io import InputError, read_image, read_label_png, read_saliency
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",

@@ -3,7 +3,7 @@ segmentation pseudo label (AuxSegNet `tool/imutils.fusion_cam`, used by gen_pgt.
 for the initial labels)."""
 import numpy as np
 
-from tool.io import IGNORE_LABEL
+from tool.core.io import IGNORE_LABEL
 
 CAM_THRESHOLD = 0.2   # AuxSegNet fusion_cam: a pixel is "on a class" where max CAM > 0.2
 SAL_THRESHOLD = 0.06  # AuxSegNet fusion_cam: a pixel is salient where saliency > 0.06

@@ -4,7 +4,7 @@ The image is cut into four corner crops around the mass centres of its classes' 
 (`split_img.py`); each crop's multi-scale CAM is refined by iterative erasing (the pixels
 already activated are filled with the input's mean and the CAM is computed again), and the
 four crop CAMs are merged by maximum (`infer_cam.py`). Works with any network that has
-`forward_cam` (see tool/cam.py); the defaults reproduce the released code, quirks included."""
+`forward_cam` (see tool/cam/multiscale.py); the defaults reproduce the released code, quirks included."""
 import os
 
 import cv2
@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from tool.cam import CAM_SCALES, multi_hot, normalize_cam, scaled_inputs, summed_cams, with_flips
-from tool.io import InputError, atomic_path, load_json, save_json
+from tool.cam.multiscale import CAM_SCALES, multi_hot, normalize_cam, scaled_inputs, summed_cams, with_flips
+from tool.core.io import InputError, atomic_path, load_json, save_json
 
 SPLIT_MARGINS = {1: 10, 2: 20}  # split_img.py: buffer (px) around the centres, by class count
 NUM_CROPS = 4

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from tool.cli import resolve_device
+from tool.core.cli import resolve_device
 
 
 @dataclass(frozen=True)

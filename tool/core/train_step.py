@@ -11,12 +11,12 @@ import math
 import torch
 import torch.distributed as dist
 
-from tool.io import RunError
+from tool.core.io import RunError
 
 
 class NonFiniteLoss(RunError):
     """A loss term became NaN or infinite; raised before the optimiser step (a RunError:
-    tool.cli.run_main prints its one line and exits with code 1)."""
+    tool.core.cli.run_main prints its one line and exits with code 1)."""
 
 
 def as_float(value):

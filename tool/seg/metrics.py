@@ -12,9 +12,9 @@ penalised for it. On a full VOC split every class appears, and this is the usual
 over all 21 classes (COCO: 81). All scores are in percent."""
 import numpy as np
 
-from tool.cam import CAM_BG_THRESHOLD, cam_prediction
-from tool.io import IGNORE_LABEL, cam_dict_to_array
-from tool.voc import NUM_CLASSES
+from tool.cam.multiscale import CAM_BG_THRESHOLD, cam_prediction
+from tool.core.io import IGNORE_LABEL, cam_dict_to_array
+from tool.data.voc import NUM_CLASSES
 
 
 def confusion_matrix(pred, gt, num_classes, ignore_index=IGNORE_LABEL):

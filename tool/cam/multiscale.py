@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from network.resnet38d import normalize_image
-from tool.io import InputError
+from tool.core.io import InputError
 
 CAM_SCALES = (1.0, 0.5, 1.5, 2.0)  # psa infer_cls.py
 CAM_NORM_EPS = 1e-5  # added to each class's spatial max before dividing

@@ -10,8 +10,8 @@ import struct
 import torch
 import torch.nn as nn
 
-from tool.io import InputError, RunError, atomic_path
-from tool.mxnet_params import LIST_MAGIC, read_mxnet_params, resnet38_state_dict_from_mxnet
+from tool.core.io import InputError, RunError, atomic_path
+from tool.core.mxnet_params import LIST_MAGIC, read_mxnet_params, resnet38_state_dict_from_mxnet
 
 DDP_PREFIX = "module."
 WRAPPER_KEYS = ("state_dict", "model")

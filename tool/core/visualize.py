@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tool.io import IGNORE_LABEL, VOC_PALETTE, save_rgb
+from tool.core.io import IGNORE_LABEL, VOC_PALETTE, save_rgb
 
 PALETTE_RGB = np.array(VOC_PALETTE, np.uint8).reshape(-1, 3)
 IGNORE_RGB = (255, 255, 255)

@@ -39,7 +39,7 @@ ITEMS_IN_FLIGHT_PER_WORKER = 2  # map_with_workers: items submitted ahead of the
 PARENT_GONE_EXIT = 1  # exit code of a pool worker whose parent process has ended
 # what the stage scripts import that takes seconds; CPython's forkserver does not preload
 # the main script itself, so each worker would import these again
-FORKSERVER_PRELOAD = ("torch", "numpy", "cv2", "PIL.Image", "pydensecrf.densecrf", "tool.io")
+FORKSERVER_PRELOAD = ("torch", "numpy", "cv2", "PIL.Image", "pydensecrf.densecrf", "tool.core.io")
 
 
 def dense_crf(img, unary, params, t, scale_factor=1):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from network.resnet38d import normalize_image
-from tool import crf
+from tool.seg import crf
 
 SINGLE_SCALE = (1.0,)
 MS_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)  # DeepLab-v2 multi-scale test scales
