@@ -13,13 +13,14 @@ refined CAM and fused saliency as a VOC palette PNG.
 import argparse
 import os
 
-from tool.auxsegnet import pipeline as auxsegnet
+from tool.auxsegnet import model
+from tool.auxsegnet import pgt
 
 from tool.core import dist
 from tool.data.classes import add_class_args, labelled_images
 from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_int,
                       positive_float, progress, run_main)
-from tool.seg.crf import map_with_workers
+from tool.core.workers import map_with_workers
 from tool.core.io import InputError, claim_output_folders, output_done, read_image, read_saliency
 from tool.data.voc import find_image, find_label, get_image_label, read_image_list
 
@@ -61,7 +62,7 @@ def work_items(net, ids, args, labels, device):
         rgb = read_image(find_image(args.img_path, img_id))
         sal_in = read_saliency(find_label(args.SALpath, img_id), shape=rgb.shape)
         label = get_image_label(labels, img_id, args.cls_labels)
-        refined_cam, ref_sal = auxsegnet.update_scores(net, rgb, device)
+        refined_cam, ref_sal = pgt.update_scores(net, rgb, device)
         yield (rgb, refined_cam, ref_sal, sal_in, label) + output_paths(img_id, args)
 
 
@@ -79,10 +80,10 @@ def main(argv=None):
     claim = claim_output_folders([("--seg_pgt_path", args.seg_pgt_path, settings),
                                   ("--sal_pgt_path", args.sal_pgt_path, settings)],
                                  args.overwrite)
-    net = auxsegnet.load_segnet(args.weights, data.num_classes + 1, args.width, device)
+    net = model.load_segnet(args.weights, data.num_classes + 1, args.width, device)
     items = work_items(net, todo, args, data.labels, device)
     written = 0
-    results = map_with_workers(auxsegnet.write_updated_labels, items, args.workers)
+    results = map_with_workers(pgt.write_updated_labels, items, args.workers)
     for _ in progress(claim.recording(results), "gen_pgt", total=len(todo)):
         written += 1
     print(f"gen_pgt: {written} images updated, {len(data.ids) - len(todo)} already done, "

@@ -14,7 +14,8 @@ eval_seg.py prints with its scores. Split the list with --shard i/n or torchrun.
 import argparse
 import os
 
-from tool.auxsegnet import pipeline as auxsegnet
+from tool.auxsegnet import infer
+from tool.auxsegnet import model
 
 from tool.core import checkpoint
 
@@ -89,12 +90,12 @@ def main(argv=None):
     state = checkpoint.read_checkpoint(args.weights)
     num_classes = resolve_checkpoint_num_classes(args, state, args.weights)
     claim = claim_outputs(args, num_classes)
-    net = auxsegnet.segnet_from_state(state, args.weights, num_classes, args.width, device)
+    net = model.segnet_from_state(state, args.weights, num_classes, args.width, device)
     todo = [i for i in ids
             if not all(output_done(p, args.overwrite) for p in output_paths(args, i) if p)]
     for img_id in progress(todo, "infer_AuxAff"):
         rgb = read_image(find_image(args.img_path, img_id))
-        pred, _ = auxsegnet.predict_segmentation(net, rgb, args.scales, args.flip,
+        pred, _ = infer.predict_segmentation(net, rgb, args.scales, args.flip,
                                                  args.use_crf, device)
         out_path, overlay_path = output_paths(args, img_id)
         claim.record()

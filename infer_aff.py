@@ -9,6 +9,7 @@ import argparse
 import os
 
 from network import resnet38_aff
+from network.pairs import min_input_size
 from tool.psa import random_walk as rw
 from tool.core.checkpoint import load_weights
 from tool.data.classes import add_dataset_arg, labelled_images
@@ -20,8 +21,7 @@ from tool.core.io import InputError, claim_output_folders, load_cam_dict, output
 from tool.core.visualize import label_overlay
 from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
-MIN_HEIGHT = rw.OUTPUT_STRIDE * (rw.PAIR_RADIUS - 1) + 1  # 33 px: a 5-high feature map
-MIN_WIDTH = rw.OUTPUT_STRIDE * (2 * rw.PAIR_RADIUS - 2) + 1  # 65 px: a 9-wide feature map
+MIN_HEIGHT, MIN_WIDTH = min_input_size()  # 33 x 65 px: a 5 x 9 feature map
 
 
 def build_parser():

@@ -19,14 +19,14 @@ code, quirks included.
 import argparse
 import os
 
-from split_img import (add_environment_args, add_model_args, heatmap_paths, load_classifier,
-                       save_class_heatmaps)
-from tool.cam import multiscale as camlib
 from tool.cam import infercam
-from tool.data.classes import class_names, labelled_images
-from tool.core.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int, progress,
-                      resolve_device, run_main)
+from tool.cam import multiscale as camlib
+from tool.cam.classifier import (add_classifier_args, add_environment_args, heatmap_paths,
+                                 load_classifier, save_class_heatmaps)
+from tool.core.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int,
+                           progress, resolve_device, run_main)
 from tool.core.io import InputError, claim_output_folders, output_done, read_image, save_npy
+from tool.data.classes import class_names, labelled_images
 from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 
@@ -40,7 +40,7 @@ def build_parser():
     data.add_argument("--lossless_crops", action="store_true",
                       help="cut the crops from the original image (needs --voc12_root) by the "
                            "<id>.json boxes instead of reading the JPEG crops back, as released")
-    add_model_args(p.add_argument_group("model"))
+    add_classifier_args(p.add_argument_group("model"), "InferCam infer_cam.py")
     erase = p.add_argument_group("InferCam erasing")
     erase.add_argument("--max_rounds", type=positive_int, default=infercam.MAX_ROUNDS,
                        help="InferCam infer_cam.py: at most 5 CAM rounds per crop")
@@ -116,7 +116,7 @@ def check_crops(crops, sources, image_hw, scales):
         if h > image_hw[0] or w > image_hw[1]:
             raise InputError(f"{source}: crop {index + 1} is {h}x{w} but the image is "
                              f"{image_hw[0]}x{image_hw[1]}")
-        if min(min(camlib.scaled_size(h, w, s)) for s in scales) < 1:
+        if min(min(camlib.rounded_scaled_hw(h, w, s)) for s in scales) < 1:
             raise InputError(f"{source}: crop {index + 1} is {h}x{w}, empty at the smallest "
                              "scale (a negative crop start wrapped around; split the image "
                              "again with split_img.py --clamp_crops)")
@@ -148,7 +148,7 @@ def main(argv=None):
     settings = stage_settings(args, data.num_classes)
     claim = claim_output_folders([("--out_cam", args.out_cam, settings),
                                   ("--heatmap", args.heatmap, settings)], args.overwrite)
-    net = load_classifier(args, data.num_classes, device)
+    net = load_classifier(args.weights, data.num_classes, args.width, device)
     options = refine_options(args, device)
 
     done = computed = rounds = crops_run = 0

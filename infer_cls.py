@@ -6,18 +6,18 @@ AffinityNet (`--out_la_crf`, `--out_ha_crf`) and heatmap overlays (`--out_heatma
 import argparse
 import os
 
-from network import resnet38_cls
 from tool.cam import multiscale as camlib
-from tool.core.checkpoint import load_weights
-from tool.data.classes import add_class_args, labelled_images
-from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
-                      resolve_device, run_main)
-from tool.seg.crf import crf_with_bg_power, map_with_workers
+from tool.cam.classifier import add_classifier_args, load_classifier
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, progress,
+                           resolve_device, run_main)
 from tool.core.dist import add_shard_arg
 from tool.core.io import (claim_output_folders, load_cam_dict, output_done, read_image,
-                     save_label_png, save_npy)
+                          save_label_png, save_npy)
 from tool.core.visualize import save_cam_overlay
+from tool.core.workers import map_with_workers
+from tool.data.classes import labelled_images
 from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.seg.crf import crf_with_bg_power
 
 OUTPUT_KINDS = (("out_cam", ".npy"), ("out_cam_pred", ".png"), ("out_la_crf", ".npy"),
                 ("out_ha_crf", ".npy"), ("out_heatmap", ".png"))
@@ -27,16 +27,8 @@ def build_parser():
     p = ArgumentParser(description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_infer_data_args(p.add_argument_group("data"))
-    model = p.add_argument_group("model")
-    model.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
-    model.add_argument("--network", default="network.resnet38_cls",
-                       help="accepted for psa compatibility; only network.resnet38_cls exists")
-    add_class_args(model, with_background=False, found_in="the image labels")
-    model.add_argument("--width", type=positive_float, default=1.0,
-                       help="channel multiplier (1.0 = paper)")
+    add_classifier_args(p.add_argument_group("model"))
     cam = p.add_argument_group("CAM")
-    cam.add_argument("--scales", type=positive_float, nargs="+", default=list(camlib.CAM_SCALES),
-                     help="psa infer_cls.py: 1.0 0.5 1.5 2.0, each with its flip")
     cam.add_argument("--low_alpha", type=nonnegative_int, default=4,
                      help="psa: la CRF background power")
     cam.add_argument("--high_alpha", type=nonnegative_int, default=32,
@@ -108,9 +100,7 @@ def main(argv=None):
     data = labelled_images(args, listed, labels_path)
 
     claim = claim_outputs(args, data.num_classes)
-    net = resnet38_cls.Net(num_classes=data.num_classes, width=args.width)
-    load_weights(net, args.weights, num_classes=data.num_classes)
-    net.eval().to(device)
+    net = load_classifier(args.weights, data.num_classes, args.width, device)
 
     done = computed = 0
     crf_jobs = []

@@ -12,6 +12,7 @@ Example (the paper setting: multi-scale + flip + CRF):
 import argparse
 import os
 
+from network.seg_models import MODELS, build_model
 from tool.core import checkpoint
 
 from tool.core import dist
@@ -23,7 +24,6 @@ from tool.seg.infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_se
                             predict_label)
 from tool.core.visualize import label_overlay
 from tool.data.voc import find_image, read_image_list, voc_dirs
-from train_seg import MODELS, build_model
 
 
 def build_parser():

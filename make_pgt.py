@@ -9,7 +9,7 @@ import numpy as np
 
 from tool.data.classes import add_dataset_arg, labelled_images
 from tool.core.cli import ArgumentParser, nonnegative_int, progress, run_main
-from tool.seg.crf import map_with_workers
+from tool.core.workers import map_with_workers
 from tool.auxsegnet.fusion import CAM_THRESHOLD, SAL_THRESHOLD, fuse_cam_saliency
 from tool.core.io import (IGNORE_LABEL, InputError, cam_dict_to_array, claim_output_folders,
                      load_cam_dict, output_done, read_saliency, save_label_png)

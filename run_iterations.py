@@ -5,8 +5,8 @@ trains on round k-1's updated labels from round k-1's weights. gen_pgt always fu
 with the ORIGINAL saliency maps. Each round lives in <work_dir>/round_<k>/ (model/,
 seg_pgt/, sal_pgt/, done.json). A rerun skips finished rounds, resumes an interrupted
 training from its last epoch and keeps the pseudo labels already written. With --gt_dir,
-each round's segmentation pseudo labels are scored (eval_seg.evaluate_folder) and one
-table closes the run. (Paper, VOC val without post-processing, rounds 0-4: 64.1 / 65.6 /
+each round's segmentation pseudo labels are scored (eval_seg.py, its JSON kept beside them)
+and one table closes the run. (Paper, VOC val without post-processing, rounds 0-4: 64.1 / 65.6 /
 66.0 / 66.1 / 66.1 mIoU.) Single process; run the stages by hand for torchrun.
 
     python run_iterations.py --rounds 3 --work_dir aux_iter --img_path VOC2012/JPEGImages \\
@@ -18,16 +18,19 @@ import argparse
 import os
 import shlex
 
+import eval_seg
 import gen_pgt
 import train_AuxAff
-from eval_seg import evaluate_folder
+from tool.auxsegnet.training import SESSION_NAME, training_outputs
 from tool.data.classes import add_class_args, class_flags, labelled_images
 from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
                       positive_int, run_main)
-from tool.core.io import InputError, check_output_folder, load_json, save_json
+from tool.core.io import InputError, check_output_folder, load_json, save_json, save_text
 from tool.data.voc import read_image_list
 
 DONE_FILE = "done.json"
+SCORES_FILE = "pgt_scores.json"  # eval_seg.py's result for a folder of pseudo labels
+SCORED_IDS_FILE = "scored_ids.txt"  # the listed images with a labelled class
 ROUND_RECORD_KEYS = ("round", "weights", "final_loss", "seg_pgt", "sal_pgt", "scores")
 
 
@@ -54,6 +57,8 @@ def build_parser():
     p.add_argument("--workers", type=nonnegative_int, default=1, help="gen_pgt CRF processes")
     p.add_argument("--train_args", default="",
                    help="more train_AuxAff.py flags, one string, e.g. '--crop_size 64'")
+    p.add_argument("--session_name", default=SESSION_NAME,
+                   help="train_AuxAff.py's file name prefix in every round (released)")
     p.add_argument("--gt_dir", default=None,
                    help="ground-truth label PNGs: score each round's pseudo labels")
     add_device_arg(p)
@@ -79,11 +84,12 @@ def train_argv(args, k):
             "--list_path", args.list_path, "--cls_labels", args.cls_labels,
             *class_flags(args), "--num_epochs", str(epochs),
             "--width", str(args.width), "--device", args.device,
-            "--save_path", round_paths(args.work_dir, k)["model"], *shlex.split(args.train_args)]
+            "--save_path", round_paths(args.work_dir, k)["model"],
+            "--session_name", args.session_name, *shlex.split(args.train_args)]
 
 
 def train_outputs(args, k):
-    return train_AuxAff.output_paths(train_AuxAff.build_parser().parse_args(train_argv(args, k)))
+    return training_outputs(round_paths(args.work_dir, k)["model"], args.session_name)
 
 
 def train_round(args, k):
@@ -108,14 +114,18 @@ def update_round(args, weights, paths):
                   "--device", args.device])
 
 
-def score(args, seg_dir):
-    """Scores of the pseudo labels of the listed images with a labelled class (the others
-    get none), or None without --gt_dir."""
+def score(args, seg_dir, json_path):
+    """eval_seg.py's scores of the pseudo labels of the listed images with a labelled class
+    (the others get none), kept in `json_path`; None without --gt_dir."""
     if args.gt_dir is None:
         return None
+    scored = os.path.join(args.work_dir, SCORED_IDS_FILE)
     data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
-    result = evaluate_folder(data.ids, args.gt_dir, seg_dir,
-                             num_classes=data.num_classes + 1, dataset=args.dataset)
+    save_text(scored, "".join(i + "\n" for i in data.ids))
+    eval_seg.main(["--list", scored, "--gt_dir", args.gt_dir, "--pred_dir", seg_dir,
+                   "--cls_labels", args.cls_labels, *class_flags(args), "--json_out", json_path,
+                   "--quiet"])
+    result = load_json(json_path, "evaluation result")
     return {"miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"]}
 
 
@@ -131,7 +141,8 @@ def run_round(args, k):
     weights, last = train_round(args, k)
     update_round(args, weights, paths)
     record = {"round": k, "weights": weights, "final_loss": last.get("loss"),
-              "seg_pgt": paths["seg"], "sal_pgt": paths["sal"], "scores": score(args, paths["seg"])}
+              "seg_pgt": paths["seg"], "sal_pgt": paths["sal"],
+              "scores": score(args, paths["seg"], os.path.join(paths["root"], SCORES_FILE))}
     save_json(paths["done"], record)
     return record
 
@@ -154,11 +165,15 @@ def summary_table(records, initial_scores):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if "--session_name" in shlex.split(args.train_args):
+        parser.error("--train_args: give --session_name to run_iterations.py itself")
     check_output_folder(args.work_dir, "--work_dir")
     labelled_images(args, read_image_list(args.list_path), args.cls_labels)  # fail early
     records = [run_round(args, k) for k in range(1, args.rounds + 1)]
-    table = summary_table(records, score(args, args.seg_pgt_path))
+    initial = score(args, args.seg_pgt_path, os.path.join(args.work_dir, "initial_" + SCORES_FILE))
+    table = summary_table(records, initial)
     print(table)
     save_json(os.path.join(args.work_dir, "summary.json"), records)
     return records

@@ -14,42 +14,21 @@ CAM dicts, --heatmap per-class CAM overlays.
 import argparse
 import os
 
-from network import resnet38_cls
-from tool.cam import multiscale as camlib
 from tool.cam import infercam
-from tool.core.checkpoint import load_weights
-from tool.data.classes import add_class_args, class_names, file_name_part, labelled_images
-from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
-                      resolve_device, run_main)
-from tool.core.dist import add_shard_arg
+from tool.cam import multiscale as camlib
+from tool.cam.classifier import (add_classifier_args, add_environment_args, heatmap_paths,
+                                 load_classifier, save_class_heatmaps)
+from tool.core.cli import ArgumentParser, progress, resolve_device, run_main
 from tool.core.io import claim_output_folders, output_done, read_image, save_npy
-from tool.core.visualize import save_cam_overlay
+from tool.data.classes import class_names, labelled_images
 from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
-
-
-def add_model_args(group):
-    group.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
-    group.add_argument("--network", default="network.resnet38_cls",
-                       help="accepted for InferCam compatibility; only network.resnet38_cls exists")
-    add_class_args(group, with_background=False, found_in="the image labels")
-    group.add_argument("--width", type=positive_float, default=1.0,
-                       help="channel multiplier (1.0 = paper)")
-    group.add_argument("--scales", type=positive_float, nargs="+", default=list(camlib.CAM_SCALES),
-                       help="InferCam/psa: 1.0 0.5 1.5 2.0, each with its flip")
-
-
-def add_environment_args(group):
-    add_device_arg(group)
-    group.add_argument("--num_workers", type=nonnegative_int, default=1,
-                       help="accepted for InferCam compatibility; images run one after another")
-    add_shard_arg(group)
 
 
 def build_parser():
     p = ArgumentParser(description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_infer_data_args(p.add_argument_group("data"), list_default=infercam.RELEASED_INFER_LIST)
-    add_model_args(p.add_argument_group("model"))
+    add_classifier_args(p.add_argument_group("model"), "InferCam split_img.py")
     split = p.add_argument_group("split")
     split.add_argument("--clamp_crops", action="store_true",
                        help="start a crop that would begin above or left of the image at 0; the "
@@ -74,22 +53,6 @@ def classifier_data(args):
     listed, img_dir, labels_path = infer_data(args)
     data = labelled_images(args, listed, labels_path)
     return data, img_dir, class_names(data.num_classes, args.dataset)
-
-
-def load_classifier(args, num_classes, device):
-    net = resnet38_cls.Net(num_classes=num_classes, width=args.width)
-    load_weights(net, args.weights, num_classes=num_classes)
-    return net.eval().to(device)
-
-
-def heatmap_paths(folder, img_id, classes, names):
-    """InferCam's heatmap names: <id>_<class name>.jpg per labelled class."""
-    return {c: os.path.join(folder, f"{img_id}_{file_name_part(names[c])}.jpg") for c in classes}
-
-
-def save_class_heatmaps(paths, rgb, cams):
-    for c, path in paths.items():
-        save_cam_overlay(path, rgb, {c: cams[c]})
 
 
 def output_paths(args, img_id, classes, names):
@@ -142,7 +105,7 @@ def main(argv=None):
     claim = claim_output_folders([("--split_path", args.split_path, settings),
                                   ("--out_cam", args.out_cam, settings),
                                   ("--heatmap", args.heatmap, settings)], args.overwrite)
-    net = load_classifier(args, data.num_classes, device)
+    net = load_classifier(args.weights, data.num_classes, args.width, device)
 
     done = computed = 0
     for img_id in progress(data.ids, "split_img"):

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from network.AuxSegNet import SegNet
-from tool.auxsegnet import pipeline as auxsegnet
+from tool.auxsegnet import training
 from tool.core import checkpoint
 from tool.core import dist
 from tool.data.classes import add_class_args, labelled_images
@@ -61,7 +61,7 @@ def build_parser():
     optim = p.add_argument_group("optimisation (released train_AuxAff.py defaults)")
     optim.add_argument("--batch_size", type=positive_int, default=4, help="global batch (released: 4)")
     optim.add_argument("--crop_size", type=positive_int, default=321, help="released: 321")
-    optim.add_argument("--seg_pad_label", type=int, default=auxsegnet.LABEL_PAD,
+    optim.add_argument("--seg_pad_label", type=int, default=training.LABEL_PAD,
                        help="segmentation label of the crop's padding: released 0 (trains "
                             "the zero padding as background); 255 ignores it")
     optim.add_argument("--num_epochs", type=positive_int, default=15,
@@ -87,7 +87,8 @@ def build_parser():
     optim.add_argument("--seed", type=int, default=0, help="shuffles, scales, flips, crops")
     out = p.add_argument_group("output")
     out.add_argument("--save_path", required=True, help="output folder")
-    out.add_argument("--session_name", default="AuxSegNet_", help="file name prefix (released)")
+    out.add_argument("--session_name", default=training.SESSION_NAME,
+                     help="file name prefix (released)")
     out.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None,
                      help="continue from a training state (no value: the one in --save_path); "
                           "when none is saved yet, start fresh")
@@ -98,9 +99,7 @@ def build_parser():
 
 
 def output_paths(args):
-    prefix = os.path.join(args.save_path, args.session_name)
-    return {"final": prefix + "final.pth", "state": prefix + "state.pth",
-            "log": prefix + "log.json"}
+    return training.training_outputs(args.save_path, args.session_name)
 
 
 def make_dataset(args):
@@ -110,7 +109,7 @@ def make_dataset(args):
         if not os.path.isdir(getattr(args, flag)):
             raise InputError(f"{getattr(args, flag)}: --{flag} folder not found")
     data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
-    dataset = auxsegnet.AuxTrainDataset(data.ids, args.img_path, args.seg_pgt_path,
+    dataset = training.AuxTrainDataset(data.ids, args.img_path, args.seg_pgt_path,
                                         args.sal_pgt_path, data.labels, args.cls_labels,
                                         args.crop_size, data.num_classes + 1, args.seg_pad_label)
     return dataset, data
@@ -123,7 +122,7 @@ def make_loader(dataset, args, info, start, stop):
     if len(dataset) < args.batch_size:
         raise InputError(f"{args.list_path}: {len(dataset)} images, fewer than one batch "
                          f"of {args.batch_size}")
-    plan = auxsegnet.BatchPlan(len(dataset), args.batch_size, start, stop, args.seed,
+    plan = training.BatchPlan(len(dataset), args.batch_size, start, stop, args.seed,
                                info.rank, info.world_size)
     # its own generator: the loader leaves the global RNG (dropout) alone, so a resumed
     # run continues exactly as an uninterrupted one
@@ -140,7 +139,7 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
     """The training loop from state["step"]; state["log"] gets the loss lines. Saves the
     training state after every epoch and at the last step. Returns the last loss terms."""
     paths, amp = output_paths(args), args.amp and info.device.type == "cuda"
-    weights = auxsegnet.LossWeights(args.cls_loss_weight, args.sal_loss_weight,
+    weights = training.LossWeights(args.cls_loss_weight, args.sal_loss_weight,
                                     args.seg_loss_weight)
     main_proc = dist.is_main_process()
     per_epoch, stop = loader.batch_sampler.per_epoch, loader.batch_sampler.stop
@@ -148,8 +147,8 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
     began, start, step, terms = time.perf_counter(), state["step"], state["step"], {}
     bar = progress(loader, "train_AuxAff", disable=not main_proc)
     for batch in bar:
-        terms = auxsegnet.train_step(model, optimizer, scaler,
-                                     auxsegnet.to_device(batch, info.device), weights, amp,
+        terms = training.train_step(model, optimizer, scaler,
+                                     training.to_device(batch, info.device), weights, amp,
                                      iteration=step + 1)
         step += 1
         bar.set_postfix(loss=f"{terms['loss']:.4f}")
@@ -200,11 +199,11 @@ def main(argv=None):
     elif resume is None:
         print("train_AuxAff: no --init_weights, training from a random initialisation")
     net.to(info.device).train()
-    optimizer = auxsegnet.make_optimizer(net, args.lr, args.wt_dec, max_step, args.momentum)
+    optimizer = training.make_optimizer(net, args.lr, args.wt_dec, max_step, args.momentum)
     scaler = torch.amp.GradScaler(info.device.type,
                                   enabled=args.amp and info.device.type == "cuda")
     state = resume_state(resume, net, optimizer, scaler)
-    stop = auxsegnet.total_iterations(max_step, args.max_iters)
+    stop = training.total_iterations(max_step, args.max_iters)
     loader = make_loader(dataset, args, info, state["step"], stop)
     model = DistributedDataParallel(net) if info.distributed else net
     terms = train(model, net, optimizer, scaler, loader, args, info, state)

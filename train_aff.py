@@ -16,10 +16,10 @@ from tool.data.classes import labelled_images, optional_labels_path
 from tool.core.cli import ArgumentParser, positive_float, positive_int, run_main
 from tool.core.dist import cleanup, init_distributed, is_main_process
 from tool.psa.training import add_psa_training_args, train_psa, weights_path
-from tool.psa.random_walk import PAIR_RADIUS
+from network.pairs import PAIR_RADIUS, min_input_size
 from tool.data.voc import read_image_list
 
-MIN_CROP = 8 * (2 * PAIR_RADIUS - 2) + 1  # the pairs need a 9-wide feature map
+MIN_CROP = max(min_input_size())  # the pairs need a 9-wide feature map
 
 
 def build_parser():

@@ -16,29 +16,24 @@ Example:
       --save_path seg_deeplabv2.pth
 """
 import argparse
-import functools
 import os
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
-from network import deeplab_largefov, deeplab_v2
+from network.seg_models import MODELS, build_model
 from tool.core import checkpoint
 from tool.core import dist
-from tool.data import transforms
-from tool.core.batch_plan import SeededItems, StepPlan, seeded_epoch_batches
 from tool.data.classes import add_class_args, labelled_images, optional_labels_path
 from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_float, nonnegative_int,
                       ordered_pair, positive_float, positive_int, progress, run_main)
-from tool.core.io import IGNORE_LABEL, InputError, check_output_file, json_line
+from tool.core.io import InputError, check_output_file, json_line
 from tool.core.optim import psa_optimizer
 from tool.core.train_step import sgd_step
-from tool.data.voc import VOCSegDataset, read_image_list, voc_dirs
+from tool.data.voc import read_image_list, voc_dirs
+from tool.seg.training import (load_init_weights, resume_training, seg_loss_terms,
+                               seg_train_dataset, seg_train_loader)
 
-MODELS = {"largefov": deeplab_largefov.Net, "deeplabv2": deeplab_v2.Net}
 STATE_SUFFIX = ".state"  # training state for --resume is written beside --save_path
 RESUME_AUTO = "auto"
 
@@ -104,54 +99,6 @@ def build_parser():
     return p
 
 
-class SegTrainTransform:
-    """Sample dict (rgb, seg) and the item's Generator → (normalised (3, crop, crop)
-    float32, (crop, crop) int64)."""
-
-    def __init__(self, crop_size, scale_range):
-        self.crop_size = crop_size
-        self.scale_range = tuple(scale_range)
-
-    def __call__(self, sample, rng):
-        scale = rng.uniform(*self.scale_range)
-        image, seg = transforms.random_scale(sample["rgb"], scale, labels=(sample["seg"],))
-        image, seg = transforms.random_hflip(rng, image, seg)
-        image, seg = transforms.random_crop(transforms.normalize(image), self.crop_size, rng,
-                                            labels=(seg,), label_pad=IGNORE_LABEL)
-        return torch.from_numpy(image), torch.from_numpy(seg.astype(np.int64))
-
-
-def seg_loss(logits, target):
-    """Cross-entropy (ignore 255) of logits upsampled bilinearly to the label size."""
-    logits = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear",
-                           align_corners=False)
-    return F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL)
-
-
-def build_model(name, num_classes, width=1.0, freeze_bn=True):
-    return MODELS[name](num_classes=num_classes, width=width, freeze_bn=freeze_bn)
-
-
-def load_init_weights(net, path):
-    """Non-strict load of .pth / .params weights (one report line): keys the network lacks
-    (fc8, fc) are skipped; only the head may stay at its initialisation."""
-    missing, _ = checkpoint.load_weights(net, path, strict=False)
-    head = {name for name, module in net.named_children() if module in net.from_scratch_layers}
-    backbone_missing = [k for k in missing if k.split(".")[0] not in head]
-    if backbone_missing:
-        raise InputError(f"{path}: backbone weights missing for the {type(net).__module__} "
-                         f"network: {checkpoint.summarise_keys(backbone_missing)}")
-
-
-def seg_loss_terms(logits, target):
-    """seg_loss as the (loss, named terms) pair tool.core.train_step.sgd_step takes (no terms)."""
-    return seg_loss(logits, target), {}
-
-
-def make_optimizer(net, args):
-    return psa_optimizer(net, args.lr, args.wt_dec, args.max_iters, args.momentum)
-
-
 def make_dataset(args):
     img_dir = args.img_dir or (voc_dirs(args.voc12_root)["images"] if args.voc12_root else None)
     if img_dir is None:
@@ -160,38 +107,11 @@ def make_dataset(args):
         raise InputError(f"{args.label_dir}: label folder not found")
     data = labelled_images(args, read_image_list(args.train_list),
                            optional_labels_path(args.cls_labels, args.voc12_root))
-    dataset = VOCSegDataset(data.ids, img_dir, args.label_dir, num_classes=data.num_classes + 1)
     if dist.is_main_process():
         print(f"train_seg: {len(data.ids)} images, {data.num_classes + 1} classes with "
               f"background ({data.skipped})")
-    return SeededItems(dataset, SegTrainTransform(args.crop_size, args.scale_range))
-
-
-def make_loader(dataset, args, info, start):
-    """Batches of steps start..--max_iters planned by step (tool.core.batch_plan): a resumed run
-    sees the batches of an uninterrupted one. Its own generator leaves the global RNG
-    (dropout) to the training."""
-    if len(dataset) < args.batch_size * info.world_size:
-        raise InputError(f"{args.train_list}: {len(dataset)} images, fewer than one batch "
-                         f"({args.batch_size} x {info.world_size} processes)")
-    epoch = functools.partial(seeded_epoch_batches, len(dataset), args.batch_size,
-                              seed=args.seed, rank=info.rank, world_size=info.world_size)
-    plan = StepPlan(epoch, len(dataset) // (args.batch_size * info.world_size), start,
-                    args.max_iters)
-    return DataLoader(dataset, batch_sampler=plan, num_workers=args.num_workers,
-                      pin_memory=info.device.type == "cuda", generator=torch.Generator())
-
-
-def resume(path, net, optimizer, scaler):
-    """Restore a training state (weights, optimizer, the global RNG of dropout); returns
-    the iteration to continue from. The AMP scale is kept only when both runs use AMP."""
-    state = checkpoint.load_training_state(path, net, optimizer)
-    saved_scaler = state["extra"].get("scaler")
-    if scaler.is_enabled() and saved_scaler:
-        scaler.load_state_dict(saved_scaler)
-    if "rng" in state["extra"]:
-        torch.set_rng_state(state["extra"]["rng"])
-    return state["step"]
+    return seg_train_dataset(data.ids, img_dir, args.label_dir, data.num_classes + 1,
+                             args.crop_size, args.scale_range)
 
 
 def resume_path(args):
@@ -218,12 +138,13 @@ def main(argv=None):
     if args.init_weights and saved is None:
         load_init_weights(net, args.init_weights)
     net.to(info.device).train()
-    optimizer = make_optimizer(net, args)
+    optimizer = psa_optimizer(net, args.lr, args.wt_dec, args.max_iters, args.momentum)
     amp = args.amp and info.device.type == "cuda"
     scaler = torch.amp.GradScaler(info.device.type, enabled=amp)
-    start = resume(saved, net, optimizer, scaler) if saved else 0
+    start = resume_training(saved, net, optimizer, scaler) if saved else 0
     model = DistributedDataParallel(net) if info.distributed else net
-    loader = make_loader(dataset, args, info, start)
+    loader = seg_train_loader(dataset, args.batch_size, args.seed, info, start, args.max_iters,
+                              args.num_workers, args.train_list)
     per_epoch, data = loader.batch_sampler.per_epoch, iter(loader)
     bar = progress(range(start, args.max_iters), "train_seg", total=args.max_iters - start,
                    disable=not main_proc)

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-import train_seg
 from data.make_demo_dataset import make_demo_dataset
 from network import resnet38_aff, resnet38_cls
 from network.AuxSegNet import SegNet
+from network.seg_models import build_model
 from tool.core.checkpoint import save_checkpoint
 from tool.core.cli import run_main
 from tool.core.io import read_label_png, save_npy
@@ -33,7 +33,7 @@ def make_stage_inputs(root):
     for name, net in (("cls", lambda: resnet38_cls.Net(width=float(WIDTH))),
                       ("aff", lambda: resnet38_aff.Net(width=float(WIDTH))),
                       ("aux", lambda: SegNet(num_classes=21, width=float(WIDTH))),
-                      ("seg", lambda: train_seg.build_model("largefov", 21, float(WIDTH)))):
+                      ("seg", lambda: build_model("largefov", 21, float(WIDTH)))):
         torch.manual_seed(0)
         weights[name] = root / f"{name}.pth"
         save_checkpoint(weights[name], net())

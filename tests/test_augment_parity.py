@@ -2,7 +2,7 @@
 (golden README §8: train_auxaff.npz, train_aff.npz, train_cls.npz), on the golden dataset.
 
 - AuxSegNet: meta.aug records each image's draws (scale, flip, crop offsets h_p / w_p);
-  tool.auxsegnet.pipeline.apply_augment with those draws gives the recorded image, segmentation
+  tool.auxsegnet.training.apply_augment with those draws gives the recorded image, segmentation
   label and binarised saliency.
 - AffinityNet: the draws were not recorded (meta.aug holds only the ids) and the colour
   jitter was an identity. The crop offset and the flip are found by trying every one with
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from golden import GOLDEN, golden_meta, load_golden, needs_golden
-from network.resnet38d import IMAGE_MEAN, IMAGE_STD
+from network.resnet38d import IMAGE_MEAN, IMAGE_STD, normalize_image
 from tool.psa import aff_labels
-from tool.auxsegnet import pipeline as auxsegnet
+from tool.auxsegnet import training
 from tool.data import transforms
 from tool.data.cls_data import RESIZE_LONG, ClassifierAugment, ClassifierDraws
 from tool.core.io import IGNORE_LABEL, read_image, save_label_png, save_npy
@@ -62,10 +62,10 @@ def test_auxsegnet_augmentation_replays_the_recorded_batches(aux_seg_dir):
     for (step, b, img_id), aug in zip(recorded_images(meta), meta["aug"]):
         assert meta["img_names"][step][b] == img_id
         sample = read_seg_sample(img_id, DATASET / "JPEGImages", aux_seg_dir, DATASET / "SAL")
-        width, height = transforms.scaled_size(*sample["rgb"].shape[:2], aug["scale"])
+        width, height = transforms.truncated_scaled_wh(*sample["rgb"].shape[:2], aug["scale"])
         assert [height, width] == aug["scaled_hw"], img_id
-        draws = auxsegnet.AugmentDraws(aug["flip"], (aug["h_p"], aug["w_p"]))
-        img, seg, sal = auxsegnet.apply_augment(sample["rgb"], sample["seg"], sample["sal"],
+        draws = training.AugmentDraws(aug["flip"], (aug["h_p"], aug["w_p"]))
+        img, seg, sal = training.apply_augment(sample["rgb"], sample["seg"], sample["sal"],
                                                 aug["scale"], draws, meta["crop"])
         prefix, what = f"step{step}__", f"step {step} image {b} ({img_id})"
         assert_image_close(img, z[prefix + "images"][b], what)
@@ -125,7 +125,7 @@ def test_affinity_augmentation_and_labels_replay_the_recorded_batches(psa_crf_di
 
 
 def normalised_to_uint8(image_chw):
-    """The uint8 RGB (H, W, 3) that normalize() maps to `image_chw`."""
+    """The uint8 RGB (H, W, 3) that normalize_image() maps to `image_chw`."""
     rgb = (image_chw.transpose(1, 2, 0) * np.array(IMAGE_STD) + np.array(IMAGE_MEAN)) * 255
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
@@ -153,7 +153,7 @@ def test_classifier_augmentation_reproduces_the_recorded_batches():
         prefix, what = f"step{step}__", f"step {step} image {b} ({img_id})"
         ref = z[prefix + "images"][b]
         target = normalised_to_uint8(ref)
-        np.testing.assert_array_equal(transforms.normalize(target), ref, err_msg=what)
+        np.testing.assert_array_equal(normalize_image(target), ref, err_msg=what)
         rgb = read_image(DATASET / "JPEGImages" / f"{img_id}.jpg")
         found = matching_long_side_crops(rgb, target, meta["crop"], RESIZE_LONG)
         assert len(found) == 1, (what, found)

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from golden import GOLDEN, assert_close, load_golden, needs_golden
+from network import pairs
 from test_resnet38_aff import recipe_aff_net
 from tool.psa import random_walk as rw
 from tool.psa.random_walk import cpu_threads
@@ -29,7 +30,7 @@ def test_indices_of_pairs(case):
     g = load_golden("fn_psa_indices.npz")
     radius = int(case[1])
     size = tuple(int(n) for n in case.split("_")[1].split("x"))
-    ind_from, ind_to = rw.get_indices_of_pairs(radius, size)
+    ind_from, ind_to = pairs.get_indices_of_pairs(radius, size)
     assert np.array_equal(ind_from, g[f"{case}__ind_from"])
     assert np.array_equal(ind_to, g[f"{case}__ind_to"])
 
@@ -38,12 +39,12 @@ def test_indices_of_pairs(case):
 @pytest.mark.parametrize("case,args", [("8x9_r5", (8, 9, 5)), ("6x7_r3", (6, 7, 3))])
 def test_indices_in_radius(case, args):
     g = load_golden("fn_psa_indices.npz")
-    assert np.array_equal(rw.get_indices_in_radius(*args),
+    assert np.array_equal(pairs.get_indices_in_radius(*args),
                           g[f"infer_aff_get_indices_in_radius__{case}"])
 
 
 def test_radius5_has_34_directions_in_half_plane():
-    dirs = rw.search_directions(5)
+    dirs = pairs.search_directions(5)
     assert len(dirs) == 34 and len(set(dirs)) == 34
     assert all(dy > 0 or (dy == 0 and dx > 0) for dy, dx in dirs)
 
@@ -51,11 +52,11 @@ def test_radius5_has_34_directions_in_half_plane():
 @pytest.mark.parametrize("size", [(4, 20), (10, 8)])
 def test_too_small_map_raises(size):
     with pytest.raises(ValueError, match="feature map at least 5 high and 9 wide"):
-        rw.get_indices_of_pairs(5, size)
+        pairs.get_indices_of_pairs(5, size)
 
 
 def random_affinities(feat_size, seed, low=0.3):
-    ind_from, ind_to = rw.get_indices_of_pairs(rw.PAIR_RADIUS, feat_size)
+    ind_from, ind_to = pairs.get_indices_of_pairs(pairs.PAIR_RADIUS, feat_size)
     gen = torch.Generator().manual_seed(seed)
     return low + (1 - low) * torch.rand(ind_to.size // ind_from.size, ind_from.size, generator=gen)
 
@@ -129,11 +130,11 @@ def test_infer_aff_matches_original(golden_walk, run, img_id):
     key = f"{run}__{img_id}"
     assert_close(case["x"].numpy(), g[f"{img_id}__input_padded"], atol=1e-6, rtol=0,
                  name="input")
-    assert_close(rw.dense_affinity(case["aff"], feat_size).numpy(), g[f"{img_id}__aff_dense"],
+    assert_close(pairs.dense_affinity(case["aff"], feat_size).numpy(), g[f"{img_id}__aff_dense"],
                  name="aff_dense", **AFF_TOL)
     cam_vec = rw.cam_vector(rw.rw_scores(case["cams"], shape, alpha))
     assert_close(cam_vec.numpy(), g[f"{key}__cam_vec"], atol=1e-6, rtol=1e-5, name="cam_vec")
-    dense_aff = rw.dense_affinity(case["aff"], feat_size)
+    dense_aff = pairs.dense_affinity(case["aff"], feat_size)
     assert_close(rw.transition_power_dense(dense_aff, beta, logt).numpy(),
                  g[f"{key}__trans_mat"], name="trans_mat", **AFF_TOL)
     ref_lowres = g[f"{key}__cam_rw_lowres"].reshape(21, -1)

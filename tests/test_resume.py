@@ -103,7 +103,7 @@ TRAINERS = {
         "--batch_size", "2", "--crop_size", "64", "--num_epochs", "2", "--num_workers", "0",
         "--print_intervals", "1", "--device", "cpu"], 4,
         ("AuxSegNet_final.pth", "AuxSegNet_state.pth")),
-    "train_seg": (train_seg, "make_loader", lambda e, out: [
+    "train_seg": (train_seg, "seg_train_loader", lambda e, out: [
         "--model", "largefov", "--width", WIDTH, "--train_list", e.train_list,
         "--voc12_root", e.voc, "--label_dir", e.gt, "--crop_size", "48", "--batch_size", "2",
         "--num_workers", "0", "--max_iters", "5", "--save_every", "2",

@@ -3,9 +3,9 @@ train_cls.npz, train_aff.npz, train_auxaff.npz).
 
 Each recorded batch goes through the project's own step as the trainer calls it
 (tool.core.train_step.sgd_step with tool.data.cls_data.multilabel_loss or
-tool.psa.aff_labels.affinity_loss, as tool.psa.training does; tool.auxsegnet.pipeline.train_step, as
+tool.psa.aff_labels.affinity_loss, as tool.psa.training does; tool.auxsegnet.training.train_step, as
 train_AuxAff.py does) with the optimiser the trainer builds (tool.core.optim.psa_optimizer,
-tool.auxsegnet.pipeline.make_optimizer), on the project's networks holding the recipe weights, with
+tool.auxsegnet.training.make_optimizer), on the project's networks holding the recipe weights, with
 the recorded torch RNG state restored before each forward (the same dropout masks).
 Compared: loss terms, network outputs, lr per group, gradient / update / value norms of
 every parameter, the sampled and the whole stored gradients / updates / values, frozen
@@ -34,7 +34,7 @@ from golden import (golden_meta, golden_threads,  # noqa: F401 (fixture)
                     load_golden, needs_golden, recipe_state_dict)
 from network import resnet38_aff, resnet38_cls
 from network.AuxSegNet import SegNet
-from tool.auxsegnet import pipeline as auxsegnet
+from tool.auxsegnet import training as aux_training
 from tool.psa.aff_labels import LOSS_EPS, affinity_loss
 from tool.data.cls_data import multilabel_loss
 from tool.core.optim import psa_optimizer
@@ -74,7 +74,7 @@ def psa_optimizer_from_flags(net, meta):
 
 
 def aux_optimizer(net, meta):
-    return auxsegnet.make_optimizer(net, float(call_value(meta, "--lr")), AUX_WT_DEC,
+    return aux_training.make_optimizer(net, float(call_value(meta, "--lr")), AUX_WT_DEC,
                                     meta["init"]["max_step"])
 
 
@@ -103,8 +103,8 @@ def aux_step(net, optimizer, z, prefix, iteration):
     batch = {"img": images(z, prefix), "seg": torch.from_numpy(z[prefix + "seg_labels"]),
              "sal": torch.from_numpy(z[prefix + "sal_images"]),
              "label": torch.from_numpy(z[prefix + "label"])}
-    return auxsegnet.train_step(net, optimizer, torch.amp.GradScaler("cpu", enabled=False),
-                                batch, auxsegnet.LossWeights(), amp=False, iteration=iteration)
+    return aux_training.train_step(net, optimizer, torch.amp.GradScaler("cpu", enabled=False),
+                                batch, aux_training.LossWeights(), amp=False, iteration=iteration)
 
 
 @dataclass(frozen=True)
@@ -401,5 +401,5 @@ def test_auxsegnet_runs_max_step_plus_one_iterations():
     z = load_golden("train_auxaff.npz")
     meta = golden_meta(z)
     recorded = {k.split("__")[0] for k in z.files if k.startswith("step")}
-    assert auxsegnet.total_iterations(meta["init"]["max_step"]) == meta["n_steps"] == len(recorded)
-    assert auxsegnet.total_iterations(meta["init"]["max_step"], max_iters=1) == 1
+    assert aux_training.total_iterations(meta["init"]["max_step"]) == meta["n_steps"] == len(recorded)
+    assert aux_training.total_iterations(meta["init"]["max_step"], max_iters=1) == 1

@@ -7,15 +7,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from network.resnet38d import normalize_image
+from tool.data.classes import LABEL_PRESENT
 from tool.core.io import InputError
 
 CAM_SCALES = (1.0, 0.5, 1.5, 2.0)  # psa infer_cls.py
 CAM_NORM_EPS = 1e-5  # added to each class's spatial max before dividing
 CAM_BG_THRESHOLD = 0.2  # psa's constant background score for CAM predictions
-LABEL_PRESENT = 1e-5  # a class is in the image label when its entry exceeds this
 
 
-def scaled_size(height, width, scale):
+def rounded_scaled_hw(height, width, scale):
     """(h, w) of an image resized by `scale`, with Python's ties-to-even round as psa."""
     return round(height * scale), round(width * scale)
 
@@ -23,7 +23,7 @@ def scaled_size(height, width, scale):
 def check_scales(path, shape, scales):
     """InputError naming the image when one of `scales` resizes it to nothing."""
     height, width = shape[:2]
-    empty = [s for s in scales if min(scaled_size(height, width, s)) < 1]
+    empty = [s for s in scales if min(rounded_scaled_hw(height, width, s)) < 1]
     if empty:
         raise InputError(f"{path}: image is {height}x{width}, empty at scale {empty[0]:g}; "
                          "use larger --scales or a larger image")
@@ -36,7 +36,7 @@ def scaled_inputs(rgb, scales=CAM_SCALES):
     height, width = image.height, image.width
     inputs = []
     for scale in scales:
-        h, w = scaled_size(height, width, scale)
+        h, w = rounded_scaled_hw(height, width, scale)
         if h < 1 or w < 1:
             raise ValueError(f"scale {scale} of a {height}x{width} image is empty")
         resized = image if (h, w) == (height, width) else image.resize((w, h), Image.BICUBIC)

@@ -2,7 +2,7 @@
 function of (--seed, s) alone (each epoch a seeded shuffle, each image its own
 augmentation seed), so a run resumed at step s sees the batches an uninterrupted run
 would have seen, whatever the number of DataLoader workers. train_AuxAff.py plans with
-AuxSegNet's epochs (tool.auxsegnet.pipeline.epoch_batches: one scale per batch), train_seg.py with
+AuxSegNet's epochs (tool.auxsegnet.training.epoch_batches: one scale per batch), train_seg.py with
 `seeded_epoch_batches`."""
 import numpy as np
 from torch.utils.data import Dataset

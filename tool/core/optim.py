@@ -8,7 +8,6 @@ ordinary momentum with `weight_decay` as the default decay of every group."""
 import torch
 
 POLY_POWER = 0.9  # the originals' `momentum` attribute, used only as the poly power
-AUX_SECOND_HALF_LR = 0.0007  # AuxSegNet PolyOptimizer: hard-coded base lr after max_step/2
 AUX_CLS_CONSTANT_GROUP = 4  # AuxSegNet PolyOptimizer_cls: this group index is never decayed
 
 
@@ -68,22 +67,6 @@ class PolyOptimizer_cls(PolyOptimizer):
         if lrs is not None and len(lrs) > AUX_CLS_CONSTANT_GROUP:
             lrs[AUX_CLS_CONSTANT_GROUP] = self.param_groups[AUX_CLS_CONSTANT_GROUP]["initial_lr"]
         return lrs
-
-
-class PolyOptimizer_aux(PolyOptimizer):
-    """AuxSegNet PolyOptimizer: poly over the first half of max_step from each group's lr;
-    over the second half every group restarts from the hard-coded 0.0007 (its 10x groups
-    lose their multiplier); frozen after max_step."""
-
-    def scheduled_lrs(self, step):
-        half = 0.5 * self.max_step
-        if step < half:
-            mult = poly_mult(step, half, self.power)
-            return [g["initial_lr"] * mult for g in self.param_groups]
-        if step < self.max_step:
-            lr = AUX_SECOND_HALF_LR * poly_mult(step - half, self.max_step - half, self.power)
-            return [lr] * len(self.param_groups)
-        return None
 
 
 def psa_param_groups(groups, lr, weight_decay):

@@ -12,7 +12,6 @@ foreground classes."""
 import os
 from dataclasses import dataclass
 
-from tool.cam.multiscale import LABEL_PRESENT
 from tool.core.checkpoint import segmentation_class_count
 from tool.data.coco import COCO_CLASSES
 from tool.core.io import InputError
@@ -22,6 +21,7 @@ DATASET_CLASSES = {"voc": VOC_CLASSES, "coco": COCO_CLASSES}
 DEFAULT_DATASET = "voc"  # what the original scripts assumed
 DEFAULT_NUM_CLASSES = len(DATASET_CLASSES[DEFAULT_DATASET])
 BACKGROUND_NAME = "background"
+LABEL_PRESENT = 1e-5  # a class is in the image label when its entry exceeds this (psa)
 
 
 def add_dataset_arg(group, found_in=None):

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
+from network.resnet38d import normalize_image
 from tool.data.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
-    draw_jitter, draw_long_side, hflip_if, normalize, resize_long, resized_long_hw, worker_rng
+    draw_jitter, draw_long_side, hflip_if, resize_long, resized_long_hw, worker_rng
 from tool.data.voc import VOCImageDataset
 
 RESIZE_LONG = (256, 512)  # psa train_cls.py
@@ -45,7 +46,7 @@ class ClassifierAugment:
         rgb = hflip_if(draws.flip, resize_long(rgb, draws.long_side))
         if draws.jitter is not None:
             rgb = apply_jitter(rgb, draws.jitter)
-        return crop_at(normalize(rgb), self.crop_size, draws.offsets)
+        return crop_at(normalize_image(rgb), self.crop_size, draws.offsets)
 
     def __call__(self, rgb):
         return self.apply(rgb, self.draw(worker_rng(), rgb.shape[:2]))

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from network.resnet38d import normalize_image as normalize  # noqa: F401 (re-exported)
 
 CV2_INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 PAD_PLACEMENTS = ("random", "top_left")
@@ -200,7 +199,7 @@ def random_crop(image_chw, crop_size, rng, labels=(), label_pad=255, pad_at="ran
     return crop_at(image_chw, crop_size, offsets, labels, label_pad)
 
 
-def scaled_size(h, w, scale):
+def truncated_scaled_wh(h, w, scale):
     """(width, height) as AuxSegNet computes it: int(side * scale) (truncation)."""
     return max(1, int(w * scale)), max(1, int(h * scale))
 
@@ -209,7 +208,7 @@ def random_scale(image, scale, labels=(), interpolation="bilinear"):
     """Resize an HxW[x3] image (float32 result, OpenCV bilinear or bicubic) and label maps
     (nearest) by `scale`; the caller draws the scale (AuxSegNet: one per batch from
     [0.7, 1.3]). Saliency maps go in as images. Returns the image, or (image, *labels)."""
-    size = scaled_size(*np.shape(image)[:2], scale)
+    size = truncated_scaled_wh(*np.shape(image)[:2], scale)
     out = [cv2.resize(np.asarray(image, np.float32), size,
                       interpolation=CV2_INTERPOLATION[interpolation])]
     out += [cv2.resize(np.asarray(lab), size, interpolation=cv2.INTER_NEAREST) for lab in labels]

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from network.resnet38d import normalize_image
 from tool.core.io import IGNORE_LABEL, InputError, load_cam_dict, read_image
-from tool.psa.random_walk import PAIR_RADIUS, get_indices_of_pairs
+from network.pairs import PAIR_RADIUS, get_indices_of_pairs
 from tool.data.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
-    draw_jitter, hflip_if, normalize, worker_rng
+    draw_jitter, hflip_if, worker_rng
 from tool.data.voc import find_image
 
 CROP_SIZE = 448  # psa README: train_aff.py --crop_size 448
@@ -130,7 +131,7 @@ def apply_joint_augment(rgb, scores, crop_size, draws):
     raw = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
     raw, scores = crop_at(raw, crop_size, draws.offsets, labels=(scores,), label_pad=0)
     hwc, scores = hflip_if(draws.flip, raw.transpose(1, 2, 0), scores)
-    return normalize(hwc), scores
+    return normalize_image(hwc), scores
 
 
 class AffinityDataset(Dataset):

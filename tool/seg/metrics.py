@@ -1,5 +1,6 @@
 """Segmentation scores from ONE confusion matrix accumulated over a whole split (the VOC
-protocol; not a mean of per-image IoUs), and the CAM-to-label rule of psa's `cam_pred`.
+protocol; not a mean of per-image IoUs), the prediction of a CRF dict, and the printed
+per-class table.
 
 Confusion matrix layout: rows are ground-truth classes, columns predicted classes, plus
 one last column for pixels the prediction leaves unlabelled (value 255, e.g. pseudo labels
@@ -12,9 +13,7 @@ penalised for it. On a full VOC split every class appears, and this is the usual
 over all 21 classes (COCO: 81). All scores are in percent."""
 import numpy as np
 
-from tool.cam.multiscale import CAM_BG_THRESHOLD, cam_prediction
-from tool.core.io import IGNORE_LABEL, cam_dict_to_array
-from tool.data.voc import NUM_CLASSES
+from tool.core.io import IGNORE_LABEL
 
 
 def confusion_matrix(pred, gt, num_classes, ignore_index=IGNORE_LABEL):
@@ -79,13 +78,6 @@ def format_iou_table(scores, class_names):
     lines.append(f"{'mIoU':<{width}}  {_cell(scores['miou']):>7}")
     lines.append(f"{'pixel acc':<{width}}  {_cell(scores['pixel_accuracy']):>7}")
     return "\n".join(lines)
-
-
-def cam_dict_to_prediction(cam_dict, shape, bg_threshold=CAM_BG_THRESHOLD,
-                           num_fg_classes=NUM_CLASSES):
-    """psa `cam_pred` of a CAM dict {class 0..num_fg_classes-1: HxW} (missing classes
-    score 0): label map (HxW uint8), class c mapped to label c + 1."""
-    return cam_prediction(cam_dict_to_array(cam_dict, num_fg_classes, shape), bg_threshold)
 
 
 def crf_dict_to_prediction(crf_dict):

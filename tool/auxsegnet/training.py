@@ -1,35 +1,34 @@
-"""The logic behind AuxSegNet's stage scripts (released `train_AuxAff.py`, `gen_pgt.py`,
-`infer_AuxAff.py`): the training batches and loss, the pseudo-label update and the
-segmentation prediction. Scripts only parse arguments and loop."""
+"""AuxSegNet training (released `train_AuxAff.py`): the step-planned batches (one scale per
+batch), the augmentation, the five-term loss, the optimiser and the training step."""
 import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from network.AuxSegNet import SegNet, propagate
 from network.resnet38d import normalize_image
-from tool.core import checkpoint
-from tool.data import transforms
 from tool.core.batch_plan import StepPlan
-from tool.cam.multiscale import normalize_cam
-from tool.seg.crf import crf_for_sal
-from tool.auxsegnet.fusion import fuse_cam_saliency
-from tool.core.io import IGNORE_LABEL, InputError, save_gray_png, save_label_png
+from tool.core.io import IGNORE_LABEL
 from tool.core.optim import PolyOptimizer_cls
-from tool.seg.infer import apply_crf, predict_probs
 from tool.core.train_step import sgd_step
+from tool.data import transforms
 from tool.data.voc import NUM_CLASSES, find_image, find_label, labels_for_ids, read_seg_sample
 
 TRAIN_SCALE_RANGE = (0.7, 1.3)  # train_AuxAff.py: one scale per batch
 SAL_BINARY_THRESHOLD = 0.5  # train_AuxAff.py: saliency pseudo label > 0.5 -> 1
 LABEL_PAD = 0  # train_AuxAff.py pads the crop's labels with 0 (background), not 255
-TRUNK_STEM_CHANNELS = 64  # conv1a output channels at width 1.0
+SESSION_NAME = "AuxSegNet_"  # train_AuxAff.py: the prefix of its output files
 
 
-# ----------------------------------------------------------------- training data
+def training_outputs(save_path, session_name=SESSION_NAME):
+    """train_AuxAff.py's files: the final weights, the training state (--resume) and the
+    loss log, `<save_path>/<session_name>{final.pth,state.pth,log.json}`."""
+    prefix = os.path.join(save_path, session_name)
+    return {"final": prefix + "final.pth", "state": prefix + "state.pth",
+            "log": prefix + "log.json"}
+
 
 def epoch_batches(num_images, batch_size, epoch, seed=0, rank=0, world_size=1):
     """The batches of one epoch, for this rank: lists of (image index, scale, item seed).
@@ -68,7 +67,7 @@ def draw_augment(rng, scaled_hw, crop_size):
 
 def augment(rgb, seg, sal, scale, rng, crop_size, label_pad=LABEL_PAD):
     """apply_augment with this image's draws from `rng` (draw_augment)."""
-    width, height = transforms.scaled_size(*rgb.shape[:2], scale)
+    width, height = transforms.truncated_scaled_wh(*rgb.shape[:2], scale)
     draws = draw_augment(rng, (height, width), crop_size)
     return apply_augment(rgb, seg, sal, scale, draws, crop_size, label_pad)
 
@@ -81,7 +80,7 @@ def apply_augment(rgb, seg, sal, scale, draws, crop_size, label_pad=LABEL_PAD):
     img, seg = transforms.random_scale(rgb, scale, labels=(seg,))
     sal = transforms.random_scale(sal, scale)
     img, seg, sal = transforms.hflip_if(draws.flip, img, seg, sal)
-    img, seg, sal = transforms.crop_at(transforms.normalize(img), crop_size, draws.offsets,
+    img, seg, sal = transforms.crop_at(normalize_image(img), crop_size, draws.offsets,
                                        labels=(seg, sal), label_pad=(label_pad, 0))
     sal = (sal > SAL_BINARY_THRESHOLD).astype(np.float32)
     return img, seg.astype(np.int64), sal
@@ -184,108 +183,3 @@ def train_step(model, optimizer, scaler, batch, weights=LossWeights(), amp=False
     returns the loss terms and their weighted total as floats."""
     return sgd_step(model, optimizer, batch["img"], batch,
                     functools.partial(training_loss, weights=weights), scaler, amp, iteration)
-
-
-# ----------------------------------------------------------------- pseudo-label update
-
-def width_from_state_dict(state, path):
-    """The `width` a checkpoint was trained with (conv1a has 64 * width filters)."""
-    if "conv1a.weight" not in state:
-        raise InputError(f"{path}: not a ResNet-38 based checkpoint (no conv1a.weight)")
-    return state["conv1a.weight"].shape[0] / TRUNK_STEM_CHANNELS
-
-
-def load_segnet(weights, num_classes, width=None, device="cpu"):
-    """SegNet with `weights` (strict load, one report line), in eval mode on `device`;
-    the width is read from the checkpoint unless given. num_classes: with background."""
-    return segnet_from_state(checkpoint.read_checkpoint(weights), weights, num_classes, width,
-                             device)
-
-
-def segnet_from_state(state, weights, num_classes, width=None, device="cpu"):
-    """load_segnet of a checkpoint already read from `weights`."""
-    if width is None:
-        width = width_from_state_dict(state, weights)
-    net = SegNet(num_classes=num_classes, width=width)
-    missing, unexpected = checkpoint.load_state(net, state, weights, strict=True,
-                                                num_classes=num_classes)
-    print(checkpoint.load_report(weights, state, missing, unexpected), flush=True)
-    return net.to(device).eval()
-
-
-def _upsample(x, size):
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-@torch.inference_mode()
-def update_scores(net, rgb, device="cpu"):
-    """gen_pgt.py's network part on one uint8 RGB image (single scale, whole image):
-    (refined CAM (C, H, W) = cross_aff . relu/max-normalised CAM of the C foreground
-    classes, upsampled; refined saliency (H, W) = sigmoid of the refined saliency logit,
-    upsampled)."""
-    size = rgb.shape[:2]
-    x = torch.from_numpy(normalize_image(rgb))[None].to(device)
-    _, cam, _, refined_sal, _, _, cross_aff = net(x, require_cam=True)
-    cam = normalize_cam(F.relu(cam[0].float()))[None]
-    refined_cam = _upsample(propagate(cross_aff.float(), cam), size)
-    ref_sal = _upsample(torch.sigmoid(refined_sal.float()), size)
-    return refined_cam[0].cpu().numpy(), ref_sal[0, 0].cpu().numpy()
-
-
-def fused_saliency(rgb, ref_sal, sal_in):
-    """(refined saliency + the ORIGINAL off-the-shelf saliency in [0, 1]) / 2, then
-    AuxSegNet's saliency CRF: (H, W) float32."""
-    fused = (ref_sal.astype(np.float32) + np.asarray(sal_in, np.float64)) / 2
-    return crf_for_sal(np.ascontiguousarray(rgb, np.uint8), fused)[0]
-
-
-def saliency_png_values(fused):
-    """The saved saliency label: uint8(truncate(255 * fused)) as gen_pgt.py's save_as_png."""
-    return (255 * fused).astype(np.uint8)
-
-
-def updated_labels(rgb, refined_cam, ref_sal, sal_in, label):
-    """(new saliency PNG values (H, W) uint8, new segmentation label (H, W) uint8): the
-    fused float saliency (not the quantised PNG) drives the heuristic fusion."""
-    fused = fused_saliency(rgb, ref_sal, sal_in)
-    return saliency_png_values(fused), fuse_cam_saliency(refined_cam, fused, label)
-
-
-def write_updated_labels(item):
-    """updated_labels of one image written to (sal_png_path, seg_png_path); module-level
-    so a process pool can run it. item = (rgb, refined_cam, ref_sal, sal_in, label,
-    sal_png_path, seg_png_path)."""
-    *inputs, sal_path, seg_path = item
-    sal_png, seg = updated_labels(*inputs)
-    save_gray_png(sal_path, sal_png)
-    save_label_png(seg_path, seg)
-    return seg_path
-
-
-# ----------------------------------------------------------------- inference
-
-class RefinedSegmentation(torch.nn.Module):
-    """SegNet seen as a plain segmentation network: x -> refined_seg logits (what
-    infer_AuxAff.py uses)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x, require_cls=False, require_sal=False)[1]
-
-
-def predict_segmentation(net, rgb, scales=(1.0,), flip=False, use_crf=False, device="cpu"):
-    """infer_AuxAff.py on one uint8 RGB image: softmax of the upsampled refined
-    segmentation (averaged over scales/flips), optional AuxSegNet inference CRF,
-    argmax. Returns (label (H, W) uint8, probabilities (C, H, W) float32)."""
-    probs = predict_probs(RefinedSegmentation(net), rgb, scales, flip, device)
-    return label_from_probs(rgb, probs, use_crf)
-
-
-def label_from_probs(rgb, probs, use_crf=False):
-    """argmax of the probabilities, after the AuxSegNet inference CRF (10 iterations) with
-    `use_crf`. Returns (label (H, W) uint8, the scores it took the argmax of)."""
-    scores = apply_crf(rgb, probs, "inf") if use_crf else probs
-    return np.argmax(scores, axis=0).astype(np.uint8), scores
