@@ -7,46 +7,46 @@ rounds stop when the remaining area shrank by less than 2% of the crop. Writes C
 {class: HxW float32} for the labelled classes (the format of infer_cls.py, read by
 infer_aff.py and eval_seg.py) and optional per-class heatmaps.
 
-The crops come from split_img.py's `<id>.json` boxes, cut from the original image (no JPEG
-loss), or from `<id>_1.jpg` .. `<id>_4.jpg` (split_img.py --write_crops, or the published
-pre-split folders). The defaults reproduce the released code, quirks included.
+The crops are split_img.py's JPEGs `<id>_1.jpg` .. `<id>_4.jpg` read back as the released
+code did (or the published pre-split folders); --lossless_crops cuts them from the original
+image by split_img.py's `<id>.json` boxes instead (no JPEG loss). Image sizes and labels
+come from `<id>.json` when --voc12_root is not given. The defaults reproduce the released
+code, quirks included.
 
-    python infer_cam.py --weights res38_cls.pth --voc12_root VOC2012 --split_path splits \\
-        --infer_list voc12/train_aug.txt --out_cam out_cam_infercam
+    python infer_cam.py --weights res38_cls.pth --split_path splits --out_cam infercam_cam \\
+        --heatmap heat_infercam      # --infer_list: released default voc12/train.txt
 """
 import argparse
 import os
 
-from split_img import (add_environment_args, add_model_args, heatmap_paths, load_classifier,
-                       save_class_heatmaps, write_settings)
-from tool import cam as camlib
-from tool import infercam
-from tool.cli import positive_int, progress, resolve_device, run_main
-from tool.io import InputError, output_done, read_image, save_npy
-from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
-
-CROP_SOURCES = ("auto", "boxes", "images")
-
+from tool.cam import infercam
+from tool.cam import multiscale as camlib
+from tool.cam.classifier import (add_classifier_args, add_environment_args, heatmap_paths,
+                                 load_classifier, save_class_heatmaps)
+from tool.core.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int,
+                           progress, resolve_device, run_main)
+from tool.core.io import InputError, claim_output_folders, output_done, read_image, save_npy
+from tool.data.classes import class_names, labelled_images
+from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
-    add_infer_data_args(data)
+    add_infer_data_args(data, list_default=infercam.RELEASED_INFER_LIST, root_required=False)
     data.add_argument("--split_path", required=True,
-                      help="split_img.py's folder: <id>.json boxes and/or <id>_1..4.jpg crops")
-    data.add_argument("--crop_source", choices=CROP_SOURCES, default="auto",
-                      help="boxes: cut the crops from the original image with <id>.json; "
-                           "images: read <id>_1..4.jpg (as released); auto: boxes when "
-                           "<id>.json exists, else images")
-    add_model_args(p.add_argument_group("model"))
+                      help="split_img.py's folder: crops <id>_1..4.jpg and boxes <id>.json")
+    data.add_argument("--lossless_crops", action="store_true",
+                      help="cut the crops from the original image (needs --voc12_root) by the "
+                           "<id>.json boxes instead of reading the JPEG crops back, as released")
+    add_classifier_args(p.add_argument_group("model"), "InferCam infer_cam.py")
     erase = p.add_argument_group("InferCam erasing")
     erase.add_argument("--max_rounds", type=positive_int, default=infercam.MAX_ROUNDS,
                        help="InferCam infer_cam.py: at most 5 CAM rounds per crop")
-    erase.add_argument("--erase_threshold", type=float, default=infercam.ERASE_THRESHOLD,
+    erase.add_argument("--erase_threshold", type=positive_float, default=infercam.ERASE_THRESHOLD,
                        help="InferCam: pixels whose running-max CAM reaches 0.7 are erased")
-    erase.add_argument("--min_shrink", type=float, default=infercam.MIN_SHRINK,
+    erase.add_argument("--min_shrink", type=nonnegative_float, default=infercam.MIN_SHRINK,
                        help="InferCam: stop when the left area shrinks by less than 0.02 of "
                             "the crop")
     erase.add_argument("--flip_mask", action="store_true",
@@ -63,20 +63,46 @@ def build_parser():
     return p
 
 
-def uses_boxes(args, img_id):
-    record = infercam.split_record_path(args.split_path, img_id)
-    return args.crop_source == "boxes" or (args.crop_source == "auto" and os.path.isfile(record))
+def read_split_record(args, img_id):
+    """split_img.py's record of one image, or None when there is none (pre-split folders)."""
+    path = infercam.split_record_path(args.split_path, img_id)
+    return infercam.load_split_record(path) if os.path.isfile(path) else None
 
 
-def load_crops(args, img_id, rgb):
-    """The four crops (uint8 RGB) of one image and, per crop, the file to blame for it."""
-    if uses_boxes(args, img_id):
+def crop_data(args):
+    """(the listed images with a labelled class, the image folder or None without
+    --voc12_root, the class names); without a label file the labels come from
+    split_img.py's records."""
+    listed, img_dir, labels_path = infer_data(args)
+    if labels_path is None:
+        labels = infercam.labels_from_split_records(args.split_path, listed)
+        data = labelled_images(args, listed, args.split_path, labels)
+    else:
+        data = labelled_images(args, listed, labels_path)
+    return data, img_dir, class_names(data.num_classes, args.dataset)
+
+
+def load_image(args, img_id, img_dir, record):
+    """(original image or None without --voc12_root, its (H, W)); the record's size must
+    match the image's."""
+    if img_dir is None:
+        return None, record["image_size"]
+    rgb = read_image(find_image(img_dir, img_id))
+    if record is not None and record["image_size"] != rgb.shape[:2]:
         path = infercam.split_record_path(args.split_path, img_id)
-        record = infercam.load_split_record(path)
-        if record["image_size"] != rgb.shape[:2]:
-            raise InputError(f"{path}: boxes are for a {record['image_size'][0]}x"
-                             f"{record['image_size'][1]} image but the image is "
-                             f"{rgb.shape[0]}x{rgb.shape[1]}")
+        raise InputError(f"{path}: boxes are for a {record['image_size'][0]}x"
+                         f"{record['image_size'][1]} image but the image is "
+                         f"{rgb.shape[0]}x{rgb.shape[1]}")
+    return rgb, rgb.shape[:2]
+
+
+def load_crops(args, img_id, rgb, record):
+    """The four crops (uint8 RGB) of one image and, per crop, the file to blame for it."""
+    if args.lossless_crops:
+        path = infercam.split_record_path(args.split_path, img_id)
+        if record is None:
+            raise InputError(f"{path}: split record not found (--lossless_crops cuts the "
+                             "crops by split_img.py's boxes)")
         return [infercam.crop(rgb, box) for box in record["boxes"]], [path] * infercam.NUM_CROPS
     paths = [infercam.crop_image_path(args.split_path, img_id, i)
              for i in range(infercam.NUM_CROPS)]
@@ -90,7 +116,7 @@ def check_crops(crops, sources, image_hw, scales):
         if h > image_hw[0] or w > image_hw[1]:
             raise InputError(f"{source}: crop {index + 1} is {h}x{w} but the image is "
                              f"{image_hw[0]}x{image_hw[1]}")
-        if min(min(camlib.scaled_size(h, w, s)) for s in scales) < 1:
+        if min(min(camlib.rounded_scaled_hw(h, w, s)) for s in scales) < 1:
             raise InputError(f"{source}: crop {index + 1} is {h}x{w}, empty at the smallest "
                              "scale (a negative crop start wrapped around; split the image "
                              "again with split_img.py --clamp_crops)")
@@ -102,47 +128,56 @@ def refine_options(args, device):
             "chained": not args.direct_mask_resize, "flip_mask": args.flip_mask}
 
 
-def stage_settings(args):
+def stage_settings(args, num_classes):
     return {"stage": "infer_cam", "scales": args.scales, "flip": True, "crf": False,
-            "weights": args.weights, "split_path": args.split_path,
-            "crop_source": args.crop_source, "max_rounds": args.max_rounds,
+            "weights": args.weights, "num_classes": num_classes, "split_path": args.split_path,
+            "lossless_crops": args.lossless_crops, "max_rounds": args.max_rounds,
             "erase_threshold": args.erase_threshold, "min_shrink": args.min_shrink,
             "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize}
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not (args.out_cam or args.heatmap):
-        raise SystemExit("nothing to do: give --out_cam and/or --heatmap")
+        parser.error("nothing to do: give --out_cam and/or --heatmap")
+    if args.lossless_crops and not args.voc12_root:
+        parser.error("--lossless_crops cuts the crops from the original images: give --voc12_root")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
-    net = load_classifier(args, device)
+    data, img_dir, names = crop_data(args)
+    settings = stage_settings(args, data.num_classes)
+    claim = claim_output_folders([("--out_cam", args.out_cam, settings),
+                                  ("--heatmap", args.heatmap, settings)], args.overwrite)
+    net = load_classifier(args.weights, data.num_classes, args.width, device)
     options = refine_options(args, device)
 
     done = computed = rounds = crops_run = 0
-    for img_id in progress(ids, "infer_cam"):
-        label = get_image_label(labels, img_id, labels_path)
+    for img_id in progress(data.ids, "infer_cam"):
+        record = read_split_record(args, img_id)
+        label = get_image_label(data.labels, img_id, data.labels_path)
         classes = camlib.present_classes(label)
         cam_path = os.path.join(args.out_cam, img_id + ".npy") if args.out_cam else None
-        heatmaps = heatmap_paths(args.heatmap, img_id, classes, args.num_classes) \
+        heatmaps = heatmap_paths(args.heatmap, img_id, classes, names) \
             if args.heatmap else {}
         if all(output_done(p, args.overwrite) for p in [cam_path, *heatmaps.values()] if p):
             done += 1
             continue
-        rgb = read_image(find_image(img_dir, img_id))
-        crops, sources = load_crops(args, img_id, rgb)
-        check_crops(crops, sources, rgb.shape[:2], args.scales)
-        merged, shrinks = infercam.infer_cam(net, crops, label, rgb.shape[:2], **options)
+        rgb, image_hw = load_image(args, img_id, img_dir, record)
+        crops, sources = load_crops(args, img_id, rgb, record)
+        check_crops(crops, sources, image_hw, args.scales)
+        merged, shrinks = infercam.infer_cam(net, crops, label, image_hw, **options)
         cams = camlib.cam_dict_from_array(merged, label)
+        claim.record()
         if cam_path:
             save_npy(cam_path, cams)
-        save_class_heatmaps(heatmaps, rgb, cams)
+        if heatmaps:
+            shown = rgb if rgb is not None else infercam.image_from_crops(crops, image_hw)
+            save_class_heatmaps(heatmaps, shown, cams)
         computed += 1
         rounds += sum(len(s) for s in shrinks)
         crops_run += len(shrinks)
-    if args.out_cam:
-        write_settings(args.out_cam, stage_settings(args))
-    print(f"infer_cam: {computed} images computed, {done} already done ({len(ids)} listed); "
+    print(f"infer_cam: {computed} images computed, {done} already done "
+          f"({len(data.ids) + data.unlabelled} listed, {data.skipped}); "
           f"{rounds / max(crops_run, 1):.2f} erasing rounds per crop")
 
 

@@ -18,7 +18,6 @@ so a run's results do not depend on which finished first."""
 import argparse
 import ast
 import importlib
-import math
 import os
 import platform
 import shlex
@@ -27,16 +26,16 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field, fields, replace
-from datetime import date
 from typing import Optional
 
 import numpy as np
 
 from data.make_demo_dataset import demo_id
-from tool.cli import run_main
-from tool.io import load_cam_dict, load_json, read_image, read_label_png, save_rgb, save_text
-from tool.visualize import cam_dict_overlay, colorize_label, image_grid
-from tool.voc import find_image, find_label, read_image_list
+from tool.core.cli import ArgumentParser, positive_int, run_main
+from tool.core.io import (RunError, check_output_folder, load_cam_dict, load_json, read_image,
+                          read_label_png, save_rgb, save_text)
+from tool.core.visualize import cam_dict_overlay, colorize_label, image_grid
+from tool.data.voc import find_image, find_label, read_image_list
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 PRETRAINED = os.path.join("data", "resnet38_demo_pretrained.pth")
@@ -368,8 +367,8 @@ def pipeline(run):
 
 # ----------------------------------------------------------------- running stages
 
-class StageFailed(RuntimeError):
-    pass
+class StageFailed(RunError):
+    """A stage exited non-zero: one line with its last log line (its own error message)."""
 
 
 def overwriting(stage):
@@ -381,6 +380,13 @@ def overwriting(stage):
     if any("--overwrite" in action.option_strings for action in module.build_parser()._actions):
         return replace(stage, argv=stage.argv + ("--overwrite",))
     return stage
+
+
+def last_line(path):
+    """The last non-empty line of a log, progress-bar redraws (carriage returns) dropped."""
+    with open(path, errors="replace") as f:
+        lines = [line.split("\r")[-1].strip() for line in f]
+    return next((line for line in reversed(lines) if line), "(empty log)")
 
 
 @dataclass
@@ -470,10 +476,8 @@ class Scheduler:
                     for _, other, _ in running.values():
                         other.kill()
                         other.wait()
-                    with open(log) as f:
-                        tail = "".join(f.readlines()[-15:])
-                    raise StageFailed(f"stage {name} failed (exit {proc.returncode}); the end "
-                                      f"of {log}:\n{tail}")
+                    raise StageFailed(f"stage {name} failed (exit {proc.returncode}): "
+                                      f"{last_line(log)} (whole log: {log})")
                 self.finish(stage, began, usage.ru_utime + usage.ru_stime)
                 done.add(name)
         return self.timings
@@ -675,8 +679,8 @@ def seeds_text(per_seed, rounds):
 # ----------------------------------------------------------------- driver
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", choices=sorted(PROFILES), default="demo")
     p.add_argument("--out", default="demo_out", help="all stage folders go here")
     p.add_argument("--voc12_root", default=None,
@@ -695,7 +699,7 @@ def build_parser():
                    help="run once per seed into <out>/seed_<s>/ and add <out>/seeds.md "
                         "(mean ± std of every row, the claims on each seed)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--cores", type=int, default=None,
+    p.add_argument("--cores", type=positive_int, default=None,
                    help="cores the stages share (default: the profile's; the demo: 2)")
     p.add_argument("--redo", nargs="*", default=[], help="stages to run again")
     p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", type=assignment,
@@ -757,6 +761,7 @@ def run_one(args, out, seed):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_output_folder(args.out, "--out")
     if args.seeds is None:
         run_one(args, args.out, args.seed)
         return

@@ -1,4 +1,4 @@
-"""Multi-scale CAM: each image's mirror pair run as one batch of 2 (tool/cam.py) against
+"""Multi-scale CAM: each image's mirror pair run as one batch of 2 (tool/cam/multiscale.py) against
 the original's one forward per input, on demo-sized images, in the same run."""
 import os
 import sys
@@ -10,7 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from network import resnet38_cls  # noqa: E402
-from tool import cam as camlib  # noqa: E402
+from tool.cam import multiscale as camlib# noqa: E402
 
 WIDTH = 0.125
 IMAGE_HW = (112, 160)

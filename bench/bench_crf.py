@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tool.crf import crf_with_bg_power, map_with_workers  # noqa: E402
+from tool.core.workers import map_with_workers
+from tool.seg.crf import crf_with_bg_power  # noqa: E402
 
 VOC_SIZE = (375, 500)  # (H, W) of a typical PASCAL VOC image
 LOW_ALPHA = 4  # psa infer_cls.py --low_alpha

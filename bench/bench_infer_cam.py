@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.make_demo_dataset import multi_hot, render_sample  # noqa: E402
 from network import resnet38_cls  # noqa: E402
-from tool import infercam  # noqa: E402
-from tool.cam import multiscale_cam, present_classes  # noqa: E402
+from tool.cam import infercam# noqa: E402
+from tool.cam.multiscale import multiscale_cam, present_classes  # noqa: E402
 
 WIDTH = 0.125  # channel multiplier of the benchmark network
 IMAGES = 6

@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from network.resnet38_aff import pair_affinities  # noqa: E402
 from network.resnet38d import OUTPUT_STRIDE  # noqa: E402
-from tool import random_walk as rw  # noqa: E402
+from tool.psa import random_walk as rw# noqa: E402
 
 VOC_SIZE = (375, 500)  # (H, W) of a typical PASCAL VOC image
 FEATURE_CHANNELS = 16

@@ -20,9 +20,8 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.make_demo_dataset import make_demo_dataset  # noqa: E402
 from network.AuxSegNet import SegNet  # noqa: E402
-from tool import auxsegnet  # noqa: E402
-from tool.optim import PolyOptimizer_cls  # noqa: E402
-from tool.voc import load_cls_labels, read_image_list  # noqa: E402
+from tool.auxsegnet import training  # noqa: E402
+from tool.data.voc import load_cls_labels, read_image_list  # noqa: E402
 
 WIDTH = 0.125
 BATCH = 4  # train_AuxAff.py
@@ -37,10 +36,10 @@ THREADS = 1  # the training process; loader workers use the other core
 
 def make_loader(root, workers, steps):
     ids = read_image_list(root / "train.txt")
-    dataset = auxsegnet.AuxTrainDataset(
+    dataset = training.AuxTrainDataset(
         ids, root / "JPEGImages", root / "SegmentationClassAug", root / "SAL",
         load_cls_labels(root / "cls_labels.npy"), root / "cls_labels.npy", CROP)
-    plan = auxsegnet.BatchPlan(len(ids), BATCH, 0, steps + 1)
+    plan = training.BatchPlan(len(ids), BATCH, 0, steps + 1)
     return DataLoader(dataset, batch_sampler=plan, num_workers=workers,
                       generator=torch.Generator())
 
@@ -61,11 +60,9 @@ def trainer(state):
     net = SegNet(width=WIDTH)
     net.load_state_dict(state)
     net.train()
-    groups = [{"params": net.get_1x_lr_params(), "lr": 7e-4},
-              {"params": net.get_10x_lr_params(), "lr": 7e-3}]
-    optimizer = PolyOptimizer_cls(groups, lr=7e-4, weight_decay=1e-5, max_step=100)
+    optimizer = training.make_optimizer(net, lr=7e-4, wt_dec=1e-5, max_step=100)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    return lambda batch: auxsegnet.train_step(net, optimizer, scaler, batch)
+    return lambda batch: training.train_step(net, optimizer, scaler, batch)
 
 
 def run(quick=False):

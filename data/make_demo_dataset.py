@@ -17,14 +17,11 @@ with missed parts, a weak false blob and noise).
 
     python data/make_demo_dataset.py --root demo_data --seed 0
 """
-import argparse
 import functools
-import multiprocessing
 import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -34,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/mak
 
 from data.scenes import (SCENES, Look, PartSpec, Pose, draw_parts, finish,  # noqa: E402
                          object_frame, paint_parts, scene_background, union_coverage)
-from tool.cli import positive_int, run_main  # noqa: E402
-from tool.io import (IGNORE_LABEL, atomic_path, save_gray_png, save_label_png,  # noqa: E402
-                     save_npy, save_rgb, save_text)
-from tool.voc import VOC_CLASSES  # noqa: E402
+from tool.core.cli import ArgumentParser, positive_int, run_main  # noqa: E402
+from tool.core.io import (IGNORE_LABEL, atomic_path, check_output_folder,  # noqa: E402
+                          save_gray_png, save_label_png, save_npy, save_rgb, save_text)
+from tool.core.workers import map_with_workers  # noqa: E402
+from tool.data.voc import VOC_CLASSES  # noqa: E402
 
 NUM_TRAIN = 160
 NUM_VAL = 40
@@ -362,11 +360,7 @@ def make_demo_dataset(root, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL,
     ids = [demo_id(k) for k in indices]
     render = functools.partial(make_one, root=str(root), seed=seed, min_size=min_size,
                                max_size=max_size)
-    if workers > 1:  # forked: the drawing needs nothing that forking could break
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            classes = list(pool.map(render, indices, chunksize=8))
-    else:
-        classes = list(map(render, indices))
+    classes = list(map_with_workers(render, indices, workers))
     splits = {"train": ids[:num_train], "val": ids[num_train:]}
     for name, split_ids in (("train", splits["train"]), ("val", splits["val"]),
                             ("train_aug", splits["train"])):
@@ -377,7 +371,7 @@ def make_demo_dataset(root, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL,
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="demo_data", help="output folder (VOC layout)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument("--num_train", type=positive_int, default=NUM_TRAIN,
@@ -395,6 +389,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not MIN_SIDE <= args.min_size <= args.max_size:
         parser.error(f"need {MIN_SIDE} <= --min_size <= --max_size")
+    check_output_folder(args.root, "--root")
     start = time.perf_counter()
     splits = make_demo_dataset(args.root, args.seed, args.num_train, args.num_val, args.min_size,
                                args.max_size, args.workers)

@@ -22,25 +22,25 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/pretrain_backbone.py`
 
 from data import pretraining as pt  # noqa: E402
-from tool.cli import positive_int, progress, run_main  # noqa: E402
-from tool.crf import map_with_workers  # noqa: E402
-from tool.io import save_json  # noqa: E402
+from tool.core.cli import ArgumentParser, positive_int, progress, run_main  # noqa: E402
+from tool.core.io import save_json  # noqa: E402
+from tool.core.workers import map_with_workers  # noqa: E402
 
 DEFAULT_OUT = "data/resnet38_demo_pretrained.pth"
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default=DEFAULT_OUT, help="trunk weights (float16 state dict)")
     p.add_argument("--width", type=float, default=0.125, help="the demo's channel width")
     data = p.add_argument_group("pretraining set")
     data.add_argument("--num_classes", type=positive_int, default=100)
-    data.add_argument("--per_class", type=positive_int, default=96, help="training images per class")
-    data.add_argument("--val_per_class", type=positive_int, default=10)
+    data.add_argument("--per_class", type=positive_int, default=40, help="training images per class")
+    data.add_argument("--val_per_class", type=positive_int, default=6)
     data.add_argument("--size", type=positive_int, default=80, help="image side (px)")
     optim = p.add_argument_group("optimisation (ImageNet-style SGD)")
-    optim.add_argument("--epochs", type=positive_int, default=16)
+    optim.add_argument("--epochs", type=positive_int, default=8)
     optim.add_argument("--batch_size", type=positive_int, default=64)
     optim.add_argument("--lr", type=float, default=0.1, help="peak lr (cosine schedule)")
     optim.add_argument("--warmup_steps", type=int, default=100)
@@ -50,7 +50,9 @@ def build_parser():
     optim.add_argument("--pad", type=int, default=8, help="random translation (px)")
     env = p.add_argument_group("environment")
     env.add_argument("--seed", type=int, default=0)
-    env.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
+    env.add_argument("--threads", type=positive_int, default=1,
+                     help="torch CPU threads (the shipped file was made with 1; other counts "
+                          "sum in another order and give other bytes)")
     env.add_argument("--workers", type=positive_int, default=2, help="processes drawing the set")
     return p
 

@@ -15,10 +15,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.make_demo_dataset import BODY_SHAPES, DEMO_CLASSES
-from data.scenes import (SCENES, TEXTURES, UNIT_SHAPES, Look, PartSpec, Pose, draw_parts,
-                         finish, paint_parts, scene_background)
+from data.scenes import (SCENES, TEXTURES, UNIT_SHAPES, Look, PartSpec, Pose, draw_parts, finish,
+                         paint_parts, scene_background)
 from network import resnet38d
-from tool.io import atomic_path
+from tool.core.io import atomic_path
 
 HEAD_SHAPES = tuple(s for s in UNIT_SHAPES if s != "bar")
 HUE_STEP = 30.0                 # class hues are multiples of this

@@ -14,8 +14,8 @@ import run_iterations
 import train_AuxAff
 from data.make_demo_dataset import make_demo_dataset
 from network import resnet38_cls
-from tool.checkpoint import read_checkpoint, save_checkpoint
-from tool.io import InputError, save_gray_png
+from tool.core.checkpoint import read_checkpoint, save_checkpoint
+from tool.core.io import InputError, save_gray_png
 
 WIDTH = "0.125"
 
@@ -62,6 +62,17 @@ def test_training_writes_weights_log_and_state(trained):
     assert state["seg_conv4.weight"].shape == (21, 16, 1, 1)
 
 
+def test_training_runs_max_step_plus_one_iterations_as_released(voc, tmp_path):
+    """4 images, batch 2, one epoch: max_step 2, then the released loop's extra iteration
+    at the lr frozen at max_step."""
+    train_AuxAff.main(train_args(voc, tmp_path, "--num_epochs", "1"))
+    log = json.loads((tmp_path / "AuxSegNet_log.json").read_text())
+    assert [r["iter"] for r in log] == [1, 2, 3]
+    assert [r["max_step"] for r in log] == [2, 2, 2]
+    assert log[0]["lr"] > log[1]["lr"] == log[2]["lr"]
+    assert torch.load(tmp_path / "AuxSegNet_state.pth", weights_only=True)["step"] == 3
+
+
 def test_resume_continues_exactly(voc, tmp_path, trained):
     _, straight = trained  # 2 iterations in one go (one DataLoader worker)
     first = train_AuxAff.main(train_args(voc, tmp_path, "--max_iters", "1"))
@@ -88,7 +99,8 @@ def test_gen_pgt_then_infer(voc, tmp_path, trained):
     _, weights = trained
     seg_dir, sal_dir, pred_dir = tmp_path / "seg", tmp_path / "sal", tmp_path / "pred"
     common = ["--weights", str(weights), "--img_path", str(voc / "JPEGImages"),
-              "--list_path", str(voc / "train.txt"), "--device", "cpu"]
+              "--list_path", str(voc / "train.txt"), "--device", "cpu",
+              "--network", "AuxSegNet", "--gpu_id", "0"]  # released flags; CPU run
     assert gen_pgt.main(common + ["--SALpath", str(voc / "SAL"), "--seg_pgt_path", str(seg_dir),
                                   "--sal_pgt_path", str(sal_dir),
                                   "--cls_labels", str(voc / "cls_labels.npy"),
@@ -113,6 +125,22 @@ def test_released_use_crf_form_parses():
     args = infer_AuxAff.build_parser().parse_args(
         ["--img_path", "i", "--weights", "w", "--save_path", "s", "--use_crf", "False"])
     assert args.use_crf is False and args.scales == [1.0] and not args.flip
+
+
+@pytest.mark.parametrize("script, argv", [
+    (train_AuxAff, ["--img_path", "i", "--seg_pgt_path", "s", "--sal_pgt_path", "p",
+                    "--init_weights", "w", "--save_path", "o"]),
+    (gen_pgt, ["--weights", "w", "--img_path", "i", "--SALpath", "s", "--seg_pgt_path", "g",
+               "--sal_pgt_path", "p"]),
+    (infer_AuxAff, ["--img_path", "i", "--weights", "w", "--save_path", "s"])])
+def test_released_network_and_gpu_id_flags_parse(script, argv, capsys):
+    args = script.build_parser().parse_args(argv + ["--network", "AuxSegNet", "--gpu_id", "1"])
+    assert args.network == "AuxSegNet" and args.gpu_id == 1
+    assert getattr(args, "amp", False) is False  # fp32 unless --amp, as released
+    for bad in (["--network", "resnet38_cls"], ["--gpu_id", "-1"]):
+        with pytest.raises(SystemExit):
+            script.build_parser().parse_args(argv + bad)
+    assert "--network" in capsys.readouterr().err
 
 
 def test_missing_pseudo_label_is_reported_before_training(voc, tmp_path):

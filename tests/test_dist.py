@@ -1,9 +1,12 @@
-"""tool/dist.py: --shard parsing, deterministic interleaved shards, torchrun ranks."""
+"""tool/core/dist.py: --shard parsing, deterministic interleaved shards, torchrun ranks."""
 import argparse
 
 import pytest
+import torch
 
-from tool import dist
+from tool.core import dist
+from tool.core.cli import resolve_device
+from tool.core.io import InputError
 
 IDS = [f"2007_{i:06d}" for i in range(11)]
 
@@ -57,3 +60,21 @@ def test_plain_run_is_single_process():
     info = dist.init_distributed("cpu")
     assert (info.rank, info.world_size, info.distributed) == (0, 1, False)
     assert info.device.type == "cpu"
+
+
+def fake_cuda(monkeypatch, count):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+def test_gpu_id_picks_the_cuda_device_and_is_ignored_on_cpu(monkeypatch):
+    fake_cuda(monkeypatch, 2)
+    assert resolve_device("auto", 1) == torch.device("cuda", 1)
+    assert resolve_device("cuda") == torch.device("cuda")
+    assert resolve_device("cpu", 1) == torch.device("cpu")
+    with pytest.raises(InputError, match="--gpu_id 2: this machine has 2 CUDA"):
+        resolve_device("cuda", 2)
+    fake_cuda(monkeypatch, 0)
+    assert resolve_device("auto", 0) == torch.device("cpu")
+    with pytest.raises(InputError, match="--device cuda: no CUDA"):
+        resolve_device("cuda", 0)

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,11 +13,11 @@ import split_img
 from data.make_demo_dataset import make_demo_dataset
 from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
 from network import resnet38_cls
-from tool import infercam
-from tool.cam import scaled_inputs, with_flips
-from tool.checkpoint import save_checkpoint
-from tool.io import InputError, load_cam_dict, read_image
-from tool.voc import load_cls_labels, read_image_list
+from tool.cam import infercam
+from tool.cam.multiscale import scaled_inputs, with_flips
+from tool.core.checkpoint import save_checkpoint
+from tool.core.io import InputError, load_cam_dict, read_image
+from tool.data.voc import load_cls_labels, read_image_list
 
 IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 CAM_ATOL = 5e-5  # golden README §5, normalised CAMs
@@ -120,40 +119,42 @@ def test_refined_crop_cam_and_rounds_match_golden(split_ref, infer_ref, recipe_n
 
 
 @needs_golden
-def test_scripts_reproduce_golden_image(split_ref, infer_ref, recipe_net, tmp_path, monkeypatch):
-    """split_img.py then infer_cam.py on 2007_000001 (1 class, 3-row wrapped crops); the
-    refinement reads the released JPEG crops so that the JPEG encoder does not matter."""
-    img_id = "2007_000001"
-    monkeypatch.setattr(split_img, "load_classifier", lambda args, device: recipe_net)
-    monkeypatch.setattr(infer_cam, "load_classifier", lambda args, device: recipe_net)
-    listing = tmp_path / "list.txt"
-    listing.write_text(f"/JPEGImages/{img_id}.jpg /SegmentationClassAug/{img_id}.png\n")
-    common = ["--weights", "unused.pth", "--network", "network.resnet38_cls", "--infer_list",
-              str(listing), "--num_workers", "1", "--voc12_root", str(GOLDEN / "dataset")]
-    split_img.main(common + ["--out_cam", str(tmp_path / "cam0"), "--split_path",
-                             str(tmp_path / "split"), "--write_crops"])
-    cam0 = load_cam_dict(tmp_path / "cam0" / f"{img_id}.npy")
-    assert_close(np.stack(list(cam0.values())), split_ref[f"{img_id}__cam"], atol=CAM_ATOL, rtol=0)
-    record = json.loads((tmp_path / "split" / f"{img_id}.json").read_text())
-    assert record["boxes"] == split_ref[f"{img_id}__split_slices"].tolist()
-    assert record["mass_centers"] == split_ref[f"{img_id}__mass_centers"].tolist()
-    for n in range(1, 5):
-        written = cv2.imread(str(tmp_path / "split" / f"{img_id}_{n}.jpg"))
-        encoded = cv2.imencode(".jpg", split_ref[f"{img_id}__split{n}_written_bgr"])[1]
-        expected = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
-        np.testing.assert_array_equal(written, expected)
-
-    released = tmp_path / "released"
-    released.mkdir()
-    for n in range(1, 5):
-        shutil.copy(GOLDEN / "dataset" / "infercam_splits" / f"{img_id}_{n}.jpg", released)
-    infer_cam.main(common + ["--split_path", str(released), "--out_cam", str(tmp_path / "cam")])
-    cams = load_cam_dict(tmp_path / "cam" / f"{img_id}.npy")
-    assert list(cams) == infer_ref[f"{img_id}__cam_keys"].tolist()
-    assert all(v.dtype == np.float32 for v in cams.values())
-    assert_close(np.stack(list(cams.values())), infer_ref[f"{img_id}__cam"], atol=CAM_ATOL, rtol=0)
-    settings = json.loads((tmp_path / "cam" / "settings.json").read_text())
+def test_seed_readme_commands_reproduce_golden_cams(split_ref, infer_ref, recipe_net, tmp_path,
+                                                    monkeypatch):
+    """The InferCam README's two commands, verbatim (no other flag), run where the released
+    code ran (its voc12/train.txt list beside them): the same crops, JPEG bytes and CAMs
+    as the released code on all four golden images, wrapped crops and 3 classes included."""
+    weights = tmp_path / "res38_cls.pth"
+    save_checkpoint(weights, recipe_net)
+    (tmp_path / "voc12").mkdir()
+    shutil.copy(GOLDEN / "dataset" / "list_psa.txt", tmp_path / "voc12" / "train.txt")
+    monkeypatch.chdir(tmp_path)
+    split, heat0, heat, out = "split", "heat_base", "heat_infercam", "out_cam"
+    for folder in (split, heat0, heat, out):
+        (tmp_path / folder).mkdir()
+    split_img.main(["--weights", str(weights), "--voc12_root", str(GOLDEN / "dataset"),
+                    "--split_path", split, "--heatmap", heat0])
+    infer_cam.main(["--weights", str(weights), "--split_path", split, "--out_cam", out,
+                    "--heatmap", heat])
+    for img_id in IDS:
+        record = json.loads((tmp_path / split / f"{img_id}.json").read_text())
+        assert record["boxes"] == split_ref[f"{img_id}__split_slices"].tolist()
+        assert record["mass_centers"] == split_ref[f"{img_id}__mass_centers"].tolist()
+        for n in range(1, 5):
+            name = f"{img_id}_{n}.jpg"
+            assert (tmp_path / split / name).read_bytes() == \
+                (GOLDEN / "dataset" / "infercam_splits" / name).read_bytes()
+        cams = load_cam_dict(tmp_path / out / f"{img_id}.npy")
+        assert list(cams) == infer_ref[f"{img_id}__cam_keys"].tolist()
+        assert all(v.dtype == np.float32 for v in cams.values())
+        assert_close(np.stack(list(cams.values())), infer_ref[f"{img_id}__cam"], atol=CAM_ATOL,
+                     rtol=0, name=img_id)
+    classes = sum(len(infer_ref[f"{i}__cam_keys"]) for i in IDS)
+    assert len(list((tmp_path / heat0).glob("*.jpg"))) == classes
+    assert len(list((tmp_path / heat).glob("*.jpg"))) == classes
+    settings = json.loads((tmp_path / out / "settings.json").read_text())
     assert settings["stage"] == "infer_cam" and settings["max_rounds"] == 5
+    assert settings["lossless_crops"] is False
 
 
 class FirstChannel(torch.nn.Module):
@@ -241,8 +242,8 @@ def demo_args(demo, *extra):
 
 def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
     split_dir, heat = tmp_path / "split", tmp_path / "heat"
-    split_img.main(demo_args(demo, "--split_path", str(split_dir), "--write_crops",
-                             "--out_cam", str(tmp_path / "cam0"), "--heatmap", str(heat)))
+    split_img.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam",
+                             str(tmp_path / "base_cam"), "--heatmap", str(tmp_path / "base_heat")))
     labels = load_cls_labels(demo / "cls_labels.npy")
     ids = read_image_list(demo / "train.txt")
     for img_id in ids:
@@ -252,10 +253,10 @@ def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
         for n, box in enumerate(record["boxes"], 1):
             crop = read_image(split_dir / f"{img_id}_{n}.jpg")
             assert crop.shape == infercam.crop(rgb, box).shape
-    outs = {source: tmp_path / source for source in ("boxes", "images")}
-    for source, out in outs.items():
-        infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--crop_source", source,
-                                 "--out_cam", str(out), "--heatmap", str(heat)))
+    outs = {flags: tmp_path / f"cam{len(flags)}" for flags in ((), ("--lossless_crops",))}
+    for flags, out in outs.items():  # each output folder holds one setting's results
+        infer_cam.main(demo_args(demo, "--split_path", str(split_dir), *flags,
+                                 "--out_cam", str(out), "--heatmap", str(heat / out.name)))
     for img_id in ids:
         classes = np.nonzero(labels[img_id])[0].tolist()
         shape = read_image(demo / "JPEGImages" / f"{img_id}.jpg").shape[:2]
@@ -265,11 +266,40 @@ def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
             for cam in cams.values():
                 assert cam.shape == shape and cam.dtype == np.float32
                 assert cam.min() >= 0 and cam.max() <= 1
-    assert len(list(heat.glob("*.jpg"))) == sum(len(np.nonzero(labels[i])[0]) for i in ids)
-    stamp = os.path.getmtime(outs["boxes"] / f"{ids[0]}.npy")
-    infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(outs["boxes"])))
-    assert os.path.getmtime(outs["boxes"] / f"{ids[0]}.npy") == stamp
+    assert len(list((heat / "cam0").glob("*.jpg"))) == sum(len(np.nonzero(labels[i])[0])
+                                                          for i in ids)
+    lossless = outs[("--lossless_crops",)]
+    stamp = os.path.getmtime(lossless / f"{ids[0]}.npy")
+    infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--lossless_crops",
+                             "--out_cam", str(lossless)))
+    assert os.path.getmtime(lossless / f"{ids[0]}.npy") == stamp
     assert not [f for d in (split_dir, *outs.values()) for f in os.listdir(d) if ".tmp" in f]
+
+
+def test_lossless_split_writes_no_jpeg_and_infer_cam_needs_the_images(demo, tmp_path):
+    split_dir = tmp_path / "split"
+    split_img.main(demo_args(demo, "--split_path", str(split_dir), "--lossless_crops"))
+    assert not list(split_dir.glob("*.jpg")) and list(split_dir.glob("*.json"))
+    with pytest.raises(SystemExit):
+        infer_cam.main(["--weights", str(demo / "cls.pth"), "--infer_list",
+                        str(demo / "train.txt"), "--split_path", str(split_dir),
+                        "--lossless_crops", "--out_cam", str(tmp_path / "cam")])
+
+
+def test_infer_cam_without_voc12_root_takes_labels_and_sizes_from_the_records(demo, tmp_path):
+    split_dir = tmp_path / "split"
+    split_img.main(demo_args(demo, "--split_path", str(split_dir)))
+    with_root, without = tmp_path / "with_root", tmp_path / "without"
+    infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(with_root)))
+    args = demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(without))
+    root_at = args.index("--voc12_root")
+    infer_cam.main(args[:root_at] + args[root_at + 2:])
+    for img_id in read_image_list(demo / "train.txt"):
+        a, b = load_cam_dict(with_root / f"{img_id}.npy"), load_cam_dict(without / f"{img_id}.npy")
+        assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    os.remove(split_dir / f"{img_id}.json")
+    with pytest.raises(InputError, match=f"{img_id}.json: split record not found"):
+        infer_cam.main(args[:root_at] + args[root_at + 2:] + ["--overwrite"])
 
 
 def test_infer_cam_names_a_missing_crop(demo, tmp_path):
@@ -282,7 +312,33 @@ def test_infer_cam_names_a_crop_too_small_for_the_scales(demo, tmp_path):
     img_id = read_image_list(demo / "train.txt")[0]
     h, w = read_image(demo / "JPEGImages" / f"{img_id}.jpg").shape[:2]
     boxes = [(0, h, 0, w)] * 3 + [(-1, h, 0, w)]  # a wrap that leaves one row
-    infercam.save_split_record(tmp_path / f"{img_id}.json", (h, w), [0], [[0, 0]], boxes, False)
+    infercam.save_split_record(tmp_path / f"{img_id}.json", (h, w), 20, [0], [[0, 0]], boxes,
+                               False)
     with pytest.raises(InputError, match=f"{img_id}.json: crop 4 is 1x{w}.*--clamp_crops"):
-        infer_cam.main(demo_args(demo, "--split_path", str(tmp_path), "--out_cam",
-                                 str(tmp_path / "cam")))
+        infer_cam.main(demo_args(demo, "--split_path", str(tmp_path), "--lossless_crops",
+                                 "--out_cam", str(tmp_path / "cam")))
+
+
+class CountingFirstChannel(FirstChannel):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward_cam(self, x):
+        self.calls += 1
+        return super().forward_cam(x)
+
+
+def test_identical_crops_are_refined_once_with_the_same_result():
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 28, 3), dtype=np.uint8)
+    label = one_class_label()
+    once, twice = CountingFirstChannel(), CountingFirstChannel()
+    merged, shrinks = infercam.infer_cam(once, [rgb] * 4, label, rgb.shape[:2])
+    single, single_shrinks = infercam.refine_crop_cam(twice, rgb, label)
+    assert once.calls == twice.calls and shrinks == [single_shrinks]
+    np.testing.assert_array_equal(merged, single)
+    other = rgb.copy()
+    other[0, 0] ^= 1
+    _, shrinks = infercam.infer_cam(CountingFirstChannel(), [rgb, other, rgb, other], label,
+                                    rgb.shape[:2])
+    assert len(shrinks) == 2

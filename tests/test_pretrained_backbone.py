@@ -12,7 +12,7 @@ from data import make_demo_dataset as demo
 from data import pretraining as pt
 from data.pretrain_backbone import main as pretrain_main
 from network import AuxSegNet, deeplab_largefov, resnet38_aff, resnet38_cls
-from tool.checkpoint import load_weights, read_checkpoint
+from tool.core.checkpoint import load_weights, read_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(REPO, "data", "resnet38_demo_pretrained.pth")

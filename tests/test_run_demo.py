@@ -1,10 +1,7 @@
 """run_demo.py: the typed profile, the stage scheduler (needs, cores, skip/redo, failures),
 every stage command accepted by its script, the result table and the claims lines."""
-import argparse
 import importlib
 import os
-import sys
-import time
 
 import numpy as np
 import pytest
