@@ -30,6 +30,7 @@ from typing import Optional
 
 import numpy as np
 
+from data.demo_to_coco import coco_file_stem, coco_image_id
 from data.make_demo_dataset import demo_id
 from tool.core.cli import ArgumentParser, positive_int, run_main
 from tool.core.io import (RunError, check_output_folder, load_cam_dict, load_json, read_image,
@@ -94,8 +95,8 @@ DEMO = Profile(
     cls_crop=128, cls_resize_long=(96, 160), cls_batch=16, cls_epochs=8,
     aff_crop=128, aff_batch=8, aff_epochs=8,
     clamp_crops=True,
-    rw_scale=2.0,
-    aux_rounds=1, aux_epochs=6, aux_later_epochs=4, aux_crop=128, aux_batch=4, aux_lr=0.02,
+    rw_scale=2.0, rw_beta=16, rw_logt=5,
+    aux_rounds=1, aux_epochs=6, aux_later_epochs=4, aux_crop=128, aux_batch=4, aux_lr=0.002,
     seg_crop=128, seg_batch=8, seg_iters=300, seg_lr=0.005,
     cores=2, shards=2, crf_workers=1, loader_workers=0, trainer_threads=2)
 PAPER = Profile(num_train=0, num_val=0, crf_workers=8, loader_workers=4)
@@ -145,7 +146,7 @@ def sharded(name, script, argv, shards, needs=(), sharded_needs=()):
 def evaluation(name, ids_list, pred_dir, paths, needs, kind="png"):
     """eval_seg.py of a prediction folder against the ground truth → eval/<name>.json."""
     argv = ["--list", ids_list, "--gt_dir", paths.gt_dir, "--pred_dir", pred_dir, "--type", kind,
-            "--json_out", paths.eval_json(name), "--quiet"]
+            "--dataset", paths.dataset, "--json_out", paths.eval_json(name), "--quiet"]
     if kind == "cam":
         argv.append("--sweep")
     return Stage(f"eval_{name}", "eval_seg.py", tuple(argv), tuple(needs), in_process=True)
@@ -162,6 +163,7 @@ class Paths:
     gt_dir: str
     labels: str
     img_dir: str
+    dataset: str = "voc"
 
     def __call__(self, *parts):
         return os.path.join(self.out, *parts)
@@ -170,15 +172,25 @@ class Paths:
         return self("eval", f"{name}.json")
 
 
+# per --dataset: the training list and the ground-truth folder a prepared root holds
+# (VOC with SBD: train_aug.txt, SegmentationClassAug; data/make_coco.py: train.txt,
+# SegmentationClass)
+LAYOUTS = {"voc": ("train_aug.txt", "SegmentationClassAug"), "coco": ("train.txt", "SegmentationClass")}
+DEMO_VOC, DEMO_COCO = "demo_voc", "demo_coco"  # the generated demo before make_coco.py (coco)
+
+
 def make_paths(args, out):
     root = os.path.abspath(args.voc12_root or os.path.join(out, "data"))
+    train_name, gt_name = LAYOUTS[args.dataset]
+    generated_sal = os.path.join(out, DEMO_COCO if args.dataset == "coco" else "data", "SAL")
     return Paths(out=out, root=root,
-                 train_list=args.train_list or os.path.join(root, "train_aug.txt"),
+                 train_list=args.train_list or os.path.join(root, train_name),
                  val_list=args.val_list or os.path.join(root, "val.txt"),
-                 sal_dir=args.sal_dir or os.path.join(root, "SAL"),
-                 gt_dir=os.path.join(root, "SegmentationClassAug"),
+                 sal_dir=args.sal_dir or (generated_sal if args.voc12_root is None
+                                          else os.path.join(root, "SAL")),
+                 gt_dir=os.path.join(root, gt_name),
                  labels=os.path.join(root, "cls_labels.npy"),
-                 img_dir=os.path.join(root, "JPEGImages"))
+                 img_dir=os.path.join(root, "JPEGImages"), dataset=args.dataset)
 
 
 @dataclass(frozen=True)
@@ -201,13 +213,22 @@ class Run:
 
 
 def data_part(run):
+    """The built-in demo dataset (`data`); with --dataset coco written in MS COCO 2014
+    layout (data/demo_to_coco.py) and prepared from it as COCO is (data/make_coco.py)."""
     if not run.generate_data:
         return []
-    p = run.profile
-    return [Stage("data", "data/make_demo_dataset.py",
-                  ("--root", run.paths.root, "--seed", str(run.seed), "--num_train",
-                   str(p.num_train), "--num_val", str(p.num_val), "--workers", str(p.cores)),
-                  threads=p.cores)]
+    p, paths = run.profile, run.paths
+    coco = paths.dataset == "coco"
+    voc_root = paths(DEMO_VOC) if coco else paths.root
+    stages = [Stage("demo_voc" if coco else "data", "data/make_demo_dataset.py",
+                    ("--root", voc_root, "--seed", str(run.seed), "--num_train", str(p.num_train),
+                     "--num_val", str(p.num_val), "--workers", str(p.cores)), threads=p.cores)]
+    if coco:
+        stages += [Stage("demo_coco", "data/demo_to_coco.py",
+                         ("--root", voc_root, "--out", paths(DEMO_COCO)), ("demo_voc",)),
+                   Stage("data", "data/make_coco.py",
+                         ("--coco_root", paths(DEMO_COCO), "--out", paths.root), ("demo_coco",))]
+    return stages
 
 
 def classifier_part(run):
@@ -683,6 +704,10 @@ def build_parser():
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", choices=sorted(PROFILES), default="demo")
     p.add_argument("--out", default="demo_out", help="all stage folders go here")
+    p.add_argument("--dataset", choices=sorted(LAYOUTS), default="voc",
+                   help="coco: the demo is written in MS COCO 2014 layout (80 classes, "
+                        "non-contiguous category ids) and prepared by data/make_coco.py; with "
+                        "--voc12_root, a folder data/make_coco.py wrote (give --sal_dir)")
     p.add_argument("--voc12_root", default=None,
                    help="VOC-layout dataset (default for the demo: <out>/data, generated)")
     p.add_argument("--sal_dir", default=None, help="off-the-shelf saliency maps (default: <root>/SAL)")
@@ -736,7 +761,10 @@ def make_run(args, out, seed):
 def picture_ids(run):
     """The first training images (known before the demo data exists: ids are numbered)."""
     if run.generate_data:
-        return [demo_id(k) for k in range(1, PICTURE_IMAGES + 1)]
+        ids = [demo_id(k) for k in range(1, PICTURE_IMAGES + 1)]
+        if run.paths.dataset == "coco":
+            return [coco_file_stem("train", coco_image_id(i, "demo ids")) for i in ids]
+        return ids
     return read_image_list(run.paths.train_list)[:PICTURE_IMAGES]
 
 
