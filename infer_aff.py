@@ -15,6 +15,7 @@ from tool.cli import add_device_arg, progress, resolve_device, run_main
 from tool.dist import add_shard_arg
 from tool.io import SETTINGS_FILE, InputError, load_cam_dict, output_done, read_image, \
     save_json, save_label_png, save_rgb
+from tool.precision import add_precision_arg
 from tool.visualize import label_overlay
 from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
@@ -52,6 +53,7 @@ def build_parser():
     out.add_argument("--overwrite", action="store_true", help="redo images already written")
     env = p.add_argument_group("environment")
     add_device_arg(env)
+    add_precision_arg(env)
     env.add_argument("--num_workers", type=int, default=1,
                      help="accepted for psa compatibility; images are read in the main process")
     add_shard_arg(env)
@@ -94,7 +96,7 @@ def write_settings(folder, args):
     save_json(os.path.join(folder, SETTINGS_FILE),
               {"stage": "infer_aff", "alpha": args.alpha, "beta": args.beta, "logt": args.logt,
                "scale": args.scale, "method": args.method, "cam_dir": args.cam_dir,
-               "weights": args.weights,
+               "weights": args.weights, "precision": args.precision,
                "crf": False})
 
 
@@ -121,7 +123,7 @@ def main(argv=None):
         check_image_size(img_path, rgb, args.scale)
         check_cam_shapes(cam_files[img_id], cams, rgb.shape[:2])
         rw_label = rw.random_walk_label(net, rgb, cams, args.alpha, args.beta, args.logt,
-                                        args.method, device, args.scale)
+                                        args.method, device, args.scale, args.precision)
         paths = output_paths(args, img_id)
         save_label_png(paths[0], rw_label)
         if args.out_overlay:

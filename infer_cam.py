@@ -120,7 +120,8 @@ def check_crops(crops, sources, image_hw, scales):
 def refine_options(args, device):
     return {"scales": args.scales, "device": device, "max_rounds": args.max_rounds,
             "threshold": args.erase_threshold, "min_shrink": args.min_shrink,
-            "chained": not args.direct_mask_resize, "flip_mask": args.flip_mask}
+            "chained": not args.direct_mask_resize, "flip_mask": args.flip_mask,
+            "precision": args.precision}
 
 
 def stage_settings(args):
@@ -128,7 +129,8 @@ def stage_settings(args):
             "weights": args.weights, "split_path": args.split_path,
             "lossless_crops": args.lossless_crops, "max_rounds": args.max_rounds,
             "erase_threshold": args.erase_threshold, "min_shrink": args.min_shrink,
-            "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize}
+            "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize,
+            "precision": args.precision}
 
 
 def main(argv=None):

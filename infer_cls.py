@@ -14,6 +14,7 @@ from tool.crf import crf_with_bg_power, map_with_workers
 from tool.dist import add_shard_arg
 from tool.io import (SETTINGS_FILE, load_cam_dict, output_done, read_image, save_json,
                      save_label_png, save_npy)
+from tool.precision import add_precision_arg
 from tool.visualize import save_cam_overlay
 from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
@@ -45,6 +46,7 @@ def build_parser():
     out.add_argument("--overwrite", action="store_true", help="redo images already written")
     env = p.add_argument_group("environment")
     add_device_arg(env)
+    add_precision_arg(env)
     env.add_argument("--num_workers", "--workers", dest="workers", type=int, default=1,
                      help="processes for the CRF")
     add_shard_arg(env)
@@ -80,7 +82,7 @@ def crf_job(job):
 def write_settings(folder, args):
     save_json(os.path.join(folder, SETTINGS_FILE),
               {"stage": "infer_cls", "scales": args.scales, "flip": True, "crf": False,
-               "weights": args.weights})
+               "weights": args.weights, "precision": args.precision})
 
 
 def main(argv=None):
@@ -109,7 +111,8 @@ def main(argv=None):
             done += 1
         else:
             rgb = read_image(img_path)
-            norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device)
+            norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device,
+                                             args.precision)
             write_cam_outputs(cam_paths, rgb, norm_cam, label)
             computed += 1
         targets = [(alpha, paths[kind]) for alpha, kind in

@@ -6,7 +6,8 @@ Writes per image the four crops as the released code did (`<split_path>/<id>_1.j
 size, classes, mass centres, and the four crop boxes (r0, r1, c0, c1) as the numpy slices
 used). --lossless_crops writes the boxes only: infer_cam.py --lossless_crops then cuts the
 crops from the original image, without the JPEG round trip. --out_cam writes the baseline
-CAM dicts, --heatmap per-class CAM overlays.
+CAM dicts, --heatmap per-class CAM overlays. --cam_dir reuses the CAM dicts infer_cls.py
+already wrote (same scales: the same maps) instead of computing them again.
 
     python split_img.py --weights res38_cls.pth --voc12_root VOC2012 --split_path splits \\
         --heatmap heat_base          # --infer_list: released default voc12/train.txt
@@ -20,7 +21,9 @@ from tool import infercam
 from tool.checkpoint import load_weights
 from tool.cli import add_device_arg, progress, resolve_device, run_main
 from tool.dist import add_shard_arg
-from tool.io import SETTINGS_FILE, InputError, output_done, read_image, save_json, save_npy
+from tool.precision import add_precision_arg
+from tool.io import (SETTINGS_FILE, InputError, load_cam_dict, load_json, output_done, read_image,
+                     save_json, save_npy)
 from tool.visualize import save_cam_overlay
 from tool.voc import VOC_CLASSES, add_infer_data_args, find_image, get_image_label, infer_data
 
@@ -37,6 +40,7 @@ def add_model_args(group):
 
 def add_environment_args(group):
     add_device_arg(group)
+    add_precision_arg(group)
     group.add_argument("--num_workers", type=int, default=1,
                        help="accepted for InferCam compatibility; images run one after another")
     add_shard_arg(group)
@@ -48,6 +52,10 @@ def build_parser():
     add_infer_data_args(p.add_argument_group("data"), list_default=infercam.RELEASED_INFER_LIST)
     add_model_args(p.add_argument_group("model"))
     split = p.add_argument_group("split")
+    split.add_argument("--cam_dir", default=None,
+                       help="CAM dicts <id>.npy of infer_cls.py (same --scales) to split by, "
+                            "instead of computing the multi-scale CAM again (not in the "
+                            "released code; identical splits)")
     split.add_argument("--clamp_crops", action="store_true",
                        help="start a crop that would begin above or left of the image at 0; the "
                             "released code keeps the negative start, which numpy wraps around "
@@ -101,24 +109,49 @@ def output_paths(args, img_id, classes):
     return paths
 
 
-def split_image(net, rgb, label, args, device):
-    """Baseline CAM, mass centres and the four crop boxes of one image."""
-    norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device)
+def check_cam_settings(cam_dir, scales):
+    """CAMs to reuse must come from the same scales (infer_cls.py writes them down)."""
+    path = os.path.join(cam_dir, SETTINGS_FILE)
+    if os.path.isfile(path):
+        made = load_json(path, "CAM folder settings").get("scales")
+        if made is not None and [float(v) for v in made] != [float(v) for v in scales]:
+            raise InputError(f"{path}: CAMs made at scales {made}, split_img.py --scales is "
+                             f"{list(scales)}")
+
+
+def reused_cams(cam_dir, img_id, label, image_hw):
+    """infer_cls.py's CAM dict of one image: every labelled class, at the image's size."""
+    path = os.path.join(cam_dir, img_id + ".npy")
+    cams = load_cam_dict(path, label)
+    missing = sorted(set(camlib.present_classes(label)) - set(cams))
+    if missing:
+        raise InputError(f"{path}: no CAM for class {missing[0]} of the image label")
+    bad = [c for c, cam in cams.items() if cam.shape != tuple(image_hw)]
+    if bad:
+        raise InputError(f"{path}: CAM of class {bad[0]} is {cams[bad[0]].shape}, the image "
+                         f"is {tuple(image_hw)}")
+    return cams
+
+
+def split_image(net, rgb, label, args, device, cams=None):
+    """CAM dict, classes, mass centres and the four crop boxes of one image; the
+    multi-scale CAM is computed unless `cams` (infer_cls.py's dict) is given."""
+    if cams is None:
+        norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device, args.precision)
+        cams = camlib.cam_dict_from_array(norm_cam, label)
     classes = camlib.present_classes(label)
-    centers = infercam.mass_centers(norm_cam, classes)
-    boxes = infercam.split_boxes(centers, *rgb.shape[:2], clamp=args.clamp_crops)
-    return norm_cam, classes, centers, boxes
+    centers, boxes = infercam.split_from_cams(cams, classes, rgb.shape[:2], args.clamp_crops)
+    return cams, classes, centers, boxes
 
 
 def write_split_outputs(args, img_id, rgb, label, split):
-    norm_cam, classes, centers, boxes = split
+    cams, classes, centers, boxes = split
     infercam.save_split_record(infercam.split_record_path(args.split_path, img_id),
                                rgb.shape[:2], classes, centers, boxes, args.clamp_crops)
     if not args.lossless_crops:
         for index, box in enumerate(boxes):
             infercam.save_crop_jpeg(infercam.crop_image_path(args.split_path, img_id, index),
                                     infercam.crop(rgb, box))
-    cams = camlib.cam_dict_from_array(norm_cam, label)
     if args.out_cam:
         save_npy(os.path.join(args.out_cam, img_id + ".npy"), cams)
     if args.heatmap:
@@ -128,15 +161,17 @@ def write_split_outputs(args, img_id, rgb, label, split):
 
 def stage_settings(args):
     return {"stage": "split_img", "scales": args.scales, "flip": True, "crf": False,
-            "weights": args.weights, "clamp_crops": args.clamp_crops,
-            "lossless_crops": args.lossless_crops}
+            "weights": args.weights, "cam_dir": args.cam_dir, "clamp_crops": args.clamp_crops,
+            "lossless_crops": args.lossless_crops, "precision": args.precision}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
     ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
-    net = load_classifier(args, device)
+    if args.cam_dir:
+        check_cam_settings(args.cam_dir, args.scales)
+    net = None if args.cam_dir else load_classifier(args, device)
 
     done = computed = 0
     for img_id in progress(ids, "split_img"):
@@ -149,7 +184,9 @@ def main(argv=None):
             done += 1
             continue
         rgb = read_image(find_image(img_dir, img_id))
-        write_split_outputs(args, img_id, rgb, label, split_image(net, rgb, label, args, device))
+        cams = reused_cams(args.cam_dir, img_id, label, rgb.shape[:2]) if args.cam_dir else None
+        write_split_outputs(args, img_id, rgb, label,
+                            split_image(net, rgb, label, args, device, cams))
         computed += 1
     for folder in (args.split_path, args.out_cam):
         if folder:

@@ -167,3 +167,13 @@ def test_scaled_walk_returns_scores_at_the_image_size():
     assert big[0].shape == (80, 144, 3) and big[1][4].shape == (80, 144)
     label = scores.argmax(dim=0).numpy()
     assert (label[15:25, 28:42] == 5).all() and (label[:4, :] == 0).all()
+
+
+@pytest.mark.parametrize("feat_size", [(6, 11), (9, 13), (6, 11)])
+def test_cached_sparse_transition_is_the_dense_transition_transposed(feat_size):
+    """The CSR built from the cached pattern (per size; (6, 11) twice: from the cache) holds
+    exactly psa's T = A^beta / column sums, transposed."""
+    aff = random_affinities(feat_size, seed=5).double()
+    sparse = rw.sparse_transition_t(aff, feat_size, beta=3).to_dense()
+    dense = rw.transition_power_dense(rw.dense_affinity(aff, feat_size), beta=3, logt=0)
+    torch.testing.assert_close(sparse, dense.T, rtol=1e-12, atol=1e-15)
