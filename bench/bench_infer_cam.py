@@ -5,10 +5,12 @@ forward) against infer_cam.py (identical crops once, the running crops of a roun
 together, equal-shape inputs in one batch), in fp32 and bf16; and the cost of the whole
 of InferCam (split_img + infer_cam) against infer_cls.py's multi-scale CAM, with
 split_img recomputing that CAM (released) or reusing it (--cam_dir)."""
+import time
+
 import numpy as np
 import torch
 
-from common import golden, recipe_net, timed
+from common import RUNS, Timing, golden, recipe_net
 from network import resnet38_cls
 from tool import infercam
 from tool.cam import (CAM_SCALES, multiscale_cam, normalize_cam, present_classes,
@@ -16,8 +18,11 @@ from tool.cam import (CAM_SCALES, multiscale_cam, normalize_cam, present_classes
 from tool.io import read_image
 from tool.precision import PRECISIONS
 
-IMAGES = ("2007_000001", "2007_000002", "2007_000003", "2007_000004")
-QUICK_IMAGES = ("2007_000001", "2007_000004")
+ALL_IMAGES = ("2007_000001", "2007_000002", "2007_000003", "2007_000004")
+# One image without repeated crops (1 class: four different crops) and one with (3 classes:
+# four whole images), within make bench's 10 minutes; --infercam_images all runs the four.
+IMAGES = ("2007_000001", "2007_000004")
+QUICK_IMAGES = ("2007_000001",)
 CPU = torch.device("cpu")
 GOLDEN_CAM_ATOL = 5e-5  # golden README §5, normalised CAMs
 
@@ -77,45 +82,44 @@ def golden_case(img_id, labels):
     return rgb, crops, labels[img_id]
 
 
-def per_image(images, fn):
-    """Timing of fn over all images (one run = every image once) and its per-image results."""
-    timing, results = timed(lambda: [fn(*case) for case in images], warmup=0)
-    return timing, results
+def per_image(net, images, fn, runs=RUNS):
+    """([Timing per image] of fn(*case) (a run = every image once), [forwards per image],
+    the last run's results)."""
+    seconds, forwards, results = [[] for _ in images], [0] * len(images), None
+    for _ in range(runs):
+        results = []
+        for k, case in enumerate(images):
+            calls, start = net.calls, time.perf_counter()
+            results.append(fn(*case))
+            seconds[k].append(time.perf_counter() - start)
+            forwards[k] = net.calls - calls
+    return [Timing(tuple(s)) for s in seconds], forwards, results
 
 
-def run(quick=False):
-    ids = QUICK_IMAGES if quick else IMAGES
+def run(quick=False, ids=None):
+    ids = ids or (QUICK_IMAGES if quick else IMAGES)
     labels = np.load(golden.GOLDEN / "dataset" / "cls_labels.npy", allow_pickle=True).item()
     images = [golden_case(i, labels) for i in ids]
     reference = golden.load_golden("e2e_infercam_infer.npz")
     net = CountingNet(recipe_net(resnet38_cls.Net))
     out = {"images": list(ids), "classes": [len(present_classes(c[2])) for c in images]}
-
-    def count(timing_and_results, key):
-        """Forwards per image of the timed runs."""
-        out[key] = net.calls / (len(ids) * len(timing_and_results[0].runs))
-        net.calls = 0
-        return timing_and_results
-
     first_rgb, _, first_label = images[0]
     multiscale_cam(net, first_rgb, first_label)  # warm-up
-    net.calls = 0
-    out["infer_cls"], _ = count(per_image(
-        images, lambda rgb, crops, lab: multiscale_cam(net, rgb, lab)), "forwards_infer_cls")
-    out["released_split_cam"], _ = count(per_image(
-        images, lambda rgb, c, lab: released_multiscale_cam(net, rgb, lab)), "forwards_split")
-    out["released"], released = count(per_image(
-        images, lambda rgb, crops, lab: released_infer_cam(net, crops, lab, rgb.shape[:2])),
-        "forwards_released")
-    merged = {}
-    for precision in PRECISIONS:
-        out[precision], results = count(per_image(
-            images, lambda rgb, crops, lab: infercam.infer_cam(
-                net, crops, lab, rgb.shape[:2], precision=precision)),
-            f"forwards_{precision}")
-        merged[precision] = [m for m, _ in results]
-        out[f"rounds_per_crop_{precision}"] = float(np.mean(
-            [len(s) for _, shrinks in results for s in shrinks]))
+    paths = {
+        "infer_cls": lambda rgb, crops, lab: multiscale_cam(net, rgb, lab),
+        "released_split_cam": lambda rgb, crops, lab: released_multiscale_cam(net, rgb, lab),
+        "released": lambda rgb, crops, lab: released_infer_cam(net, crops, lab, rgb.shape[:2]),
+        **{p: (lambda rgb, crops, lab, p=p: infercam.infer_cam(net, crops, lab, rgb.shape[:2],
+                                                                precision=p))
+           for p in PRECISIONS}}
+    results = {}
+    for name, fn in paths.items():
+        out[name], out[f"forwards_{name}"], results[name] = per_image(net, images, fn)
+    released = results["released"]
+    merged = {p: [m for m, _ in results[p]] for p in PRECISIONS}
+    for p in PRECISIONS:
+        out[f"rounds_per_crop_{p}"] = float(np.mean(
+            [len(s) for _, shrinks in results[p] for s in shrinks]))
     out["max_diff_released_fp32"] = max(float(np.abs(a - b).max())
                                         for a, b in zip(released, merged["fp32"]))
     out["max_diff_golden_fp32"] = max(

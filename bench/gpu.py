@@ -79,7 +79,7 @@ def cam_and_infercam(device, out):
     net = recipe_net(resnet38_cls.Net).to(device)
     rgb, label, _ = real_photo()
     cls_labels = np.load(golden.GOLDEN / "dataset" / "cls_labels.npy", allow_pickle=True).item()
-    cases = [bench_infer_cam.golden_case(i, cls_labels) for i in bench_infer_cam.IMAGES]
+    cases = [bench_infer_cam.golden_case(i, cls_labels) for i in bench_infer_cam.ALL_IMAGES]
     for precision in PRECISIONS:
         out[f"cam {precision}"], _ = timed_cuda(
             lambda: camlib.multiscale_cam(net, rgb, label, device=device, precision=precision),

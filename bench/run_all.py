@@ -80,25 +80,29 @@ def train_rows(r):
 
 
 def infercam_rows(r):
-    n = len(r["images"])
-    released, fp32, bf16 = (per_image(r[k], n) for k in ("released", "fp32", "bf16"))
-    cls, split = per_image(r["infer_cls"], n), per_image(r["released_split_cam"], n)
-    golden_ok = "matches" if r["fp32_matches_golden"] else "DIFFERS FROM"
-    return [
-        (f"InferCam infer_cam.py, {n} golden images ({'/'.join(map(str, r['classes']))} classes)",
-         released.text(), fp32.text(), ratio_text(released, fp32), bf16.text(),
-         ratio_text(released, bf16),
-         f"forwards per image {r['forwards_released']:.0f} vs {r['forwards_fp32']:.0f}; "
-         f"{r['rounds_per_crop_fp32']:.2f} rounds per refined crop; fp32 {golden_ok} the "
-         f"released outputs (max |diff| {r['max_diff_golden_fp32']:.1e}); bf16 CAM max |diff| "
-         f"{r['bf16_cam_max_diff']:.3f}"),
-        ("InferCam cost (split_img + infer_cam) in infer_cls runs",
-         f"{(split.median + released.median) / split.median:.1f}x",
-         f"{fp32.median / cls.median:.1f}x", "—", f"{bf16.median / cls.median:.1f}x", "—",
-         f"each side's infer_cls CAM: released {split.text()} ({r['forwards_split']:.0f} "
-         f"forwards), project {cls.text()} ({r['forwards_infer_cls']:.0f}) per image; the "
-         f"released split_img recomputes it, split_img --cam_dir reuses it"),
-    ]
+    rows = []
+    for k, (img_id, classes) in enumerate(zip(r["images"], r["classes"])):
+        released, fp32, bf16 = (r[name][k] for name in ("released", "fp32", "bf16"))
+        rows.append((f"InferCam infer_cam.py per image, golden {img_id} ({classes} "
+                     f"class{'es' if classes > 1 else ''})", released.text(), fp32.text(),
+                     ratio_text(released, fp32), bf16.text(), ratio_text(released, bf16),
+                     f"forwards {r['forwards_released'][k]} vs {r['forwards_fp32'][k]}"))
+    golden_ok = "match" if r["fp32_matches_golden"] else "DIFFER FROM"
+    rows[-1] = rows[-1][:-1] + (
+        rows[-1][-1] + f"; {r['rounds_per_crop_fp32']:.2f} rounds per refined crop; fp32 "
+        f"CAMs {golden_ok} the released outputs (max |diff| {r['max_diff_golden_fp32']:.1e}); "
+        f"bf16 CAM max |diff| {r['bf16_cam_max_diff']:.3f}",)
+    total = {name: sum(t.median for t in r[name])
+             for name in ("infer_cls", "released_split_cam", "released", "fp32", "bf16")}
+    split = total["released_split_cam"]
+    rows.append(("InferCam cost (split_img + infer_cam) in infer_cls runs",
+                 f"{(split + total['released']) / split:.1f}x",
+                 f"{total['fp32'] / total['infer_cls']:.1f}x", "—",
+                 f"{total['bf16'] / total['infer_cls']:.1f}x", "—",
+                 "each side's own infer_cls (released: one forward per input; project: mirror "
+                 "pairs batched); the released split_img recomputes that CAM, split_img "
+                 "--cam_dir reuses it"))
+    return rows
 
 
 def print_table(header, rows):
@@ -141,7 +145,10 @@ def gpu_rows(r):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="fewer InferCam images (development)")
+    p.add_argument("--quick", action="store_true", help="one InferCam image (development)")
+    p.add_argument("--infercam_images", nargs="+", default=None, metavar="ID",
+                   help="golden images for the InferCam rows (default "
+                        f"{' '.join(bench_infer_cam.IMAGES)}; 'all': the four, ~2x longer)")
     p.add_argument("--json_out", default=None, help="write every raw figure here")
     args = p.parse_args(argv)
     started, load_before = time.perf_counter(), load_text()
@@ -152,12 +159,16 @@ def main(argv=None):
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s", flush=True)
     raw = {}
-    sections = (("psa", bench_psa, lambda r: psa_rows(r, peak32)), ("train", bench_train, train_rows),
-                ("infercam", bench_infer_cam, infercam_rows))
+    infercam_ids = (bench_infer_cam.ALL_IMAGES if args.infercam_images == ["all"]
+                    else args.infercam_images)
+    sections = (("psa", bench_psa.run, lambda r: psa_rows(r, peak32)),
+                ("train", bench_train.run, train_rows),
+                ("infercam", lambda quick: bench_infer_cam.run(quick, infercam_ids),
+                 infercam_rows))
     rows = []
-    for name, module, to_rows in sections:
+    for name, run, to_rows in sections:
         start = time.perf_counter()
-        raw[name] = module.run(quick=args.quick)
+        raw[name] = run(quick=args.quick)
         rows += to_rows(raw[name])
         print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     print(f"\nCPU: {machine_text()}; matmul peak fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} "

@@ -68,7 +68,8 @@ def summed_cams_many(net, input_lists, sizes, label, device, flipped_lists,
     inputs of one shape run as one batch whichever list they come from, so each weight
     is read once per shape instead of once per input. Each list's sum is the one
     `summed_cams` gives it alone (same rows, same order). Returns one (C, H_i, W_i)
-    tensor per list (None for an empty list)."""
+    tensor per list (None for an empty list). Only the forwards run at `precision`; under
+    an enclosing bf16 context (the same), autocast casts each weight once for all."""
     label_t = torch.as_tensor(np.asarray(label, np.float32), device=device).view(1, -1, 1, 1)
     totals = [None] * len(input_lists)
     for members in shape_groups(input_lists).values():
@@ -98,14 +99,15 @@ def normalize_cam(cam):
     return cam / (peak + CAM_NORM_EPS)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: autocast caches its weight casts only here
 def multiscale_cam(net, rgb, label, scales=CAM_SCALES, device="cpu", precision=DEFAULT_PRECISION):
     """psa's multi-scale + flip CAM of one image: (C, H, W) float32 in [0, 1], exactly
     zero for classes not in `label`; the forwards at `precision` (tool/precision.py)."""
     rgb = np.asarray(rgb)
     inputs = with_flips(scaled_inputs(rgb, scales))
-    cam = summed_cams(net, inputs, rgb.shape[:2], label, torch.device(device),
-                      precision=precision)
+    with precision_context(device, precision):  # bf16: each weight cast once per image
+        cam = summed_cams(net, inputs, rgb.shape[:2], label, torch.device(device),
+                          precision=precision)
     return normalize_cam(cam).cpu().numpy()
 
 

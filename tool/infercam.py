@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from tool.cam import CAM_SCALES, normalize_cam, scaled_inputs, summed_cams_many, with_flips
 from tool.io import InputError, atomic_path, load_json, save_json
-from tool.precision import DEFAULT_PRECISION
+from tool.precision import DEFAULT_PRECISION, precision_context
 
 SPLIT_MARGINS = {1: 10, 2: 20}  # split_img.py: buffer (px) around the centres, by class count
 NUM_CROPS = 4
@@ -98,7 +98,7 @@ def erased_inputs(inputs, left, flipped, chained=True, flip_mask=False):
     return out
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: autocast caches its weight casts only here
 def refine_crop_cams(net, crops, label, scales=CAM_SCALES, device="cpu", max_rounds=MAX_ROUNDS,
                      threshold=ERASE_THRESHOLD, min_shrink=MIN_SHRINK, chained=True,
                      flip_mask=False, precision=DEFAULT_PRECISION):
@@ -119,20 +119,22 @@ def refine_crop_cams(net, crops, label, scales=CAM_SCALES, device="cpu", max_rou
     lefts = [np.ones(size, bool) for size in sizes]
     shrinks = [[] for _ in crops]
     running = list(range(len(crops)))
-    for round_index in range(max_rounds):
-        if not running:
-            break
-        batches = [inputs[k] if round_index == 0 else
-                   erased_inputs(inputs[k], lefts[k], flipped, chained, flip_mask)
-                   for k in running]
-        totals = summed_cams_many(net, batches, [sizes[k] for k in running], label, device,
-                                  [flipped] * len(running), precision)
-        for k, total in zip(running, totals):
-            cam_matrices[k] = np.maximum(cam_matrices[k], normalize_cam(total).cpu().numpy())
-            new_left = cam_matrices[k].max(axis=0) < threshold
-            shrinks[k].append((int(lefts[k].sum()) - int(new_left.sum())) / lefts[k].size)
-            lefts[k] = new_left
-        running = [k for k in running if shrinks[k][-1] >= min_shrink]
+    with precision_context(device, precision):  # bf16: each weight cast once for all rounds
+        for round_index in range(max_rounds):
+            if not running:
+                break
+            batches = [inputs[k] if round_index == 0 else
+                       erased_inputs(inputs[k], lefts[k], flipped, chained, flip_mask)
+                       for k in running]
+            totals = summed_cams_many(net, batches, [sizes[k] for k in running], label,
+                                      device, [flipped] * len(running), precision)
+            for k, total in zip(running, totals):
+                cam_matrices[k] = np.maximum(cam_matrices[k],
+                                             normalize_cam(total).cpu().numpy())
+                new_left = cam_matrices[k].max(axis=0) < threshold
+                shrinks[k].append((int(lefts[k].sum()) - int(new_left.sum())) / lefts[k].size)
+                lefts[k] = new_left
+            running = [k for k in running if shrinks[k][-1] >= min_shrink]
     return list(zip(cam_matrices, shrinks))
 
 
