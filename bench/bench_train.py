@@ -54,14 +54,13 @@ def sgd_step(optimizer, scaler, loss):
     return float(loss.detach())
 
 
-def classifier(mode, device, batch=BATCH):
+def classifier(device, batch=BATCH):
     """psa train_cls.py's step: multilabel soft margin on the logits."""
     net = recipe_net(resnet38_cls.Net).to(device).train()
     groups = psa_param_groups(net.get_parameter_groups(), LR, WT_DEC)
     optimizer = PolyOptimizer(groups, LR, WT_DEC, max_step=100)
-    scaler = grad_scaler(mode, device)
 
-    def step(crop=CROP):
+    def step(mode, crop, scaler):
         data = random_batch(batch, crop, device)
         with autocast(mode, device):
             logits = net(data["img"])
@@ -70,29 +69,27 @@ def classifier(mode, device, batch=BATCH):
     return step
 
 
-def segnet(mode, device, batch=BATCH):
+def segnet(device, batch=BATCH):
     """train_AuxAff.py's step (tool/auxsegnet.train_step, whose autocast is the device's
     default: bfloat16 on the CPU, float16 on CUDA)."""
     net = recipe_net(SegNet).to(device).train()
     groups = [{"params": net.get_1x_lr_params(), "lr": LR},
               {"params": net.get_10x_lr_params(), "lr": 10 * LR}]
     optimizer = PolyOptimizer_cls(groups, LR, WT_DEC, max_step=100)
-    scaler = grad_scaler(mode, device)
 
-    def step(crop=CROP):
+    def step(mode, crop, scaler):
         return auxsegnet.train_step(net, optimizer, scaler, random_batch(batch, crop, device),
                                     amp=mode != "fp32")["loss"]
     return step
 
 
-def largefov(mode, device, batch=BATCH):
+def largefov(device, batch=BATCH):
     """train_seg.py's step for DeepLab-LargeFOV: cross-entropy of the upsampled logits."""
     net = recipe_net(deeplab_largefov.Net).to(device).train()
     optimizer = PolyOptimizer(psa_param_groups(net.get_parameter_groups(), LR, WT_DEC), LR,
                               WT_DEC, max_step=100)
-    scaler = grad_scaler(mode, device)
 
-    def step(crop=CROP):
+    def step(mode, crop, scaler):
         data = random_batch(batch, crop, device)
         with autocast(mode, device):
             logits = net(data["img"])
@@ -107,16 +104,21 @@ CPU_NETWORKS = {"ResNet-38 classifier": classifier, "AuxSegNet": segnet}
 GPU_NETWORKS = {**CPU_NETWORKS, "DeepLab-LargeFOV": largefov}
 
 
-def time_steps(make, mode, device, batch=BATCH, runs=3):
-    """Timing of `runs` steps after an untimed small-crop step."""
-    step = make(mode, device, batch)
-    step(WARMUP_CROP)
-    return timed(step, runs=runs, warmup=0)[0]
+def time_steps(make, modes, device, batch=BATCH, runs=3):
+    """{mode: Timing of `runs` steps} of one network (built once), each mode after an
+    untimed small-crop step; "amp" steps scale their loss (GradScaler)."""
+    step = make(device, batch)
+    timings = {}
+    for mode in modes:
+        scaler = grad_scaler(mode, device)
+        step(mode, WARMUP_CROP, scaler)
+        timings[mode] = timed(lambda: step(mode, CROP, scaler), runs=runs, warmup=0)[0]
+    return timings
 
 
 def run(quick=False):
     out = {"crop": CROP, "batch": BATCH}
     for name, make in CPU_NETWORKS.items():
-        for precision in PRECISIONS:
-            out[f"{name} {precision}"] = time_steps(make, precision, torch.device("cpu"))
+        for precision, timing in time_steps(make, PRECISIONS, torch.device("cpu")).items():
+            out[f"{name} {precision}"] = timing
     return out

@@ -43,10 +43,10 @@ def timed_cuda(fn, device, runs=3, warmup=1):
 
 def training(device, out):
     for name, make in bench_train.GPU_NETWORKS.items():
-        for mode in ("fp32", "amp"):
-            timing = bench_train.time_steps(make, mode, device, TRAIN_BATCH, TRAIN_RUNS)
+        timings = bench_train.time_steps(make, ("fp32", "amp"), device, TRAIN_BATCH, TRAIN_RUNS)
+        for mode, timing in timings.items():
             out[f"train {name} {mode}"] = timing
-            torch.cuda.empty_cache()
+        torch.cuda.empty_cache()
 
 
 def random_walk(device, out):

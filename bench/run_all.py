@@ -24,12 +24,9 @@ from common import (Timing, have_shared, load_text, machine_text, matmul_peak, r
 
 
 def summed(*timings):
-    """Per-run sums of timings measured in the same runs (e.g. forward + walk)."""
+    """Run k of each timing added up (e.g. forward run k + walk run k of this benchmark
+    run): the time of the whole per-image job, run by run."""
     return Timing(tuple(sum(runs) for runs in zip(*(t.runs for t in timings))))
-
-
-def per_image(timing, images):
-    return Timing(tuple(t / images for t in timing.runs))
 
 
 def mib(nbytes):
