@@ -19,6 +19,7 @@ from tool.precision import PRECISIONS, precision_context
 
 CPU = torch.device("cpu")
 WARMUP_HW = (64, 64)  # a small forward first: one-off start-up costs stay out of the runs
+STRONG_WALK = {"alpha": 8, "beta": 1, "logt": 5}  # golden "strongwalk": the walk moves labels
 
 
 @torch.inference_mode()
@@ -34,9 +35,19 @@ def affinity(net, x, precision):
         return net(x)[0].float()
 
 
-def walk_label(cam_vec, aff, feat_size, shape, method):
-    cam_rw = rw.random_walk(cam_vec, aff, feat_size, rw.RW_BETA, rw.RW_LOGT, method)
+def walk_label(cam_vec, aff, feat_size, shape, method, beta=rw.RW_BETA, logt=rw.RW_LOGT):
+    cam_rw = rw.random_walk(cam_vec, aff, feat_size, beta, logt, method)
     return rw.upsampled_scores(cam_rw, shape).argmax(dim=0).numpy()
+
+
+def sparse_walk_threads(count, walk):
+    """walk() with the sparse walk on `count` CPU threads instead of the library's."""
+    library = rw.SPARSE_CPU_THREADS
+    rw.SPARSE_CPU_THREADS = count
+    try:
+        return walk()
+    finally:
+        rw.SPARSE_CPU_THREADS = library
 
 
 def warm_up(net, call):
@@ -47,7 +58,7 @@ def warm_up(net, call):
 def run(quick=False):
     rgb, label, gt = real_photo()
     shape = rgb.shape[:2]
-    out = {"image_hw": shape}
+    out = {"image_hw": shape, "threads": torch.get_num_threads()}
 
     cls_net = recipe_net(resnet38_cls.Net)
     warm_up(cls_net, lambda n, x: n.forward_cam(x))
@@ -78,10 +89,14 @@ def run(quick=False):
             peak_rss_increase(lambda: timed(
                 lambda: walk_label(vecs["fp32"], affs["fp32"], feat_size, shape, method),
                 warmup=int(method == "sparse")))
-    with rw.cpu_threads(1):
-        out["walk_sparse_1_thread"], _ = timed(
-            lambda: walk_label(vecs["fp32"], affs["fp32"], feat_size, shape, "sparse"))
+    out["walk_sparse_2_threads"], _ = sparse_walk_threads(2, lambda: timed(
+        lambda: walk_label(vecs["fp32"], affs["fp32"], feat_size, shape, "sparse")))
     unwalked = rw.upsampled_scores(vecs["fp32"], shape).argmax(dim=0).numpy()
+    strong_vec = rw.cam_vector(rw.rw_scores(camlib.cam_dict_from_array(cams["fp32"], label),
+                                            shape, STRONG_WALK["alpha"]))
+    strong = {m: walk_label(strong_vec, affs["fp32"], feat_size, shape, m,
+                            STRONG_WALK["beta"], STRONG_WALK["logt"]) for m in rw.METHODS}
+    strong_unwalked = rw.upsampled_scores(strong_vec, shape).argmax(dim=0).numpy()
     bf16_walk = walk_label(vecs["bf16"], affs["bf16"], feat_size, shape, "sparse")
     sal = ((gt > 0) & (gt != IGNORE_LABEL)).astype(np.float32)
     fused = {p: fuse_cam_saliency(cams[p], sal, label) for p in PRECISIONS}
@@ -89,6 +104,8 @@ def run(quick=False):
         "nodes": feat_size[0] * feat_size[1],
         "walk_identical_labels": float((labels["dense"] == labels["sparse"]).mean()),
         "walk_changed_pixels": float((labels["dense"] != unwalked).mean()),
+        "strong_walk_identical_labels": float((strong["dense"] == strong["sparse"]).mean()),
+        "strong_walk_changed_pixels": float((strong["dense"] != strong_unwalked).mean()),
         "bf16_cam_max_diff": float(np.abs(cams["bf16"] - cams["fp32"]).max()),
         "bf16_aff_max_diff": float((affs["bf16"] - affs["fp32"]).abs().max()),
         "bf16_cam_pred_identical": float((camlib.cam_prediction(cams["bf16"]) ==

@@ -54,8 +54,11 @@ def psa_rows(r, peak):
          f"dense T^256: {dense.text()}", f"sparse: {sparse.text()}", ratio_text(dense, sparse),
          "—", "—",
          f"{pct(r['walk_identical_labels'])} identical labels (the walk changed "
-         f"{pct(r['walk_changed_pixels'])} of the pixels); peak memory {mib(r['walk_dense_peak_bytes'])} "
-         f"vs {mib(r['walk_sparse_peak_bytes'])}; sparse on 1 thread {r['walk_sparse_1_thread'].text()}"),
+         f"{pct(r['walk_changed_pixels'])} of the pixels; at β 1, t 32 it changed "
+         f"{pct(r['strong_walk_changed_pixels'])}, labels {pct(r['strong_walk_identical_labels'])} "
+         f"identical); peak memory {mib(r['walk_dense_peak_bytes'])} vs "
+         f"{mib(r['walk_sparse_peak_bytes'])}; dense on {r['threads']} threads, sparse on 1 "
+         f"(on 2: {r['walk_sparse_2_threads'].text()})"),
         ("infer_aff per image (affinity forward + walk)", orig_aff.text(), ours_aff.text(),
          ratio_text(orig_aff, ours_aff), bf16_aff.text(), ratio_text(orig_aff, bf16_aff),
          f"the fp32 affinity forward is {100 * share:.0f} % of the project's time"),

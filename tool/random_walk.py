@@ -5,8 +5,8 @@ Two implementations of the same product `cam_vec @ T^t`:
 - `random_walk_dense`: the original, T^t by `logt` squarings of the dense (hw)^2 matrix;
 - `random_walk(..., method="sparse")` (default): t sparse steps over the 34-neighbour
   band of pairs (a CSR matrix whose pattern is cached per feature-map size), in float64,
-  only for score rows that are not all zero, with torch's thread count. The pairs are the
-  ones of `get_indices_of_pairs`, so both see the same affinities."""
+  only for score rows that are not all zero, on one CPU thread. The pairs are the ones of
+  `get_indices_of_pairs`, so both see the same affinities."""
 import functools
 import warnings
 from contextlib import contextmanager
@@ -26,6 +26,7 @@ RW_BETA = 8  # psa infer_aff.py default affinity power
 RW_LOGT = 8  # psa infer_aff.py default: t = 2^8 steps
 RW_SCALE = 1.0  # psa walks at the image's own size
 METHODS = ("sparse", "dense")
+SPARSE_CPU_THREADS = 1  # see cpu_threads
 
 
 def search_directions(radius):
@@ -130,8 +131,10 @@ def sparse_transition_t(aff, feat_size, beta=RW_BETA, radius=PAIR_RADIUS):
 
 @contextmanager
 def cpu_threads(count):
-    """Run a block with `count` torch CPU threads (on cores shared with other jobs, the
-    many small sparse steps of a walk stall on thread hand-offs: 1 is then faster)."""
+    """Run a block with `count` torch CPU threads. The 256 small sparse steps of a walk
+    each end in a thread barrier: with one other busy process on 2 cores, 2 threads took
+    0.8-2.1 s per 375x500 walk against 0.05 s on 1 thread (2 threads win only on an
+    otherwise idle machine), so the CPU walk runs on SPARSE_CPU_THREADS."""
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -142,16 +145,19 @@ def cpu_threads(count):
 
 def random_walk_sparse(cam_vec, aff, feat_size, beta=RW_BETA, logt=RW_LOGT,
                        radius=PAIR_RADIUS):
-    """cam_vec @ T^(2^logt) by 2^logt sparse steps in float64 (on the device of `aff`,
-    with torch's thread count); all-zero rows of cam_vec stay zero without being walked."""
+    """cam_vec @ T^(2^logt) by 2^logt sparse steps in float64 (on the device of `aff`;
+    SPARSE_CPU_THREADS on the CPU); all-zero rows of cam_vec stay zero without being
+    walked."""
     out = torch.zeros_like(cam_vec, dtype=torch.float32)
     active = torch.nonzero(cam_vec.abs().sum(dim=1) > 0).reshape(-1)
     if active.numel() == 0:
         return out
-    step = sparse_transition_t(aff, feat_size, beta, radius)
-    walked = cam_vec[active].to(device=step.device, dtype=torch.float64).T.contiguous()
-    for _ in range(2 ** logt):
-        walked = step @ walked
+    threads = SPARSE_CPU_THREADS if aff.device.type == "cpu" else torch.get_num_threads()
+    with cpu_threads(threads):
+        step = sparse_transition_t(aff, feat_size, beta, radius)
+        walked = cam_vec[active].to(device=step.device, dtype=torch.float64).T.contiguous()
+        for _ in range(2 ** logt):
+            walked = step @ walked
     out[active] = walked.T.to(out)
     return out
 
