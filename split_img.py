@@ -21,9 +21,9 @@ from tool import infercam
 from tool.checkpoint import load_weights
 from tool.cli import add_device_arg, progress, resolve_device, run_main
 from tool.dist import add_shard_arg
+from tool.io import (SETTINGS_FILE, InputError, load_cam_dict, load_json, output_done,
+                     read_image, save_json, save_npy)
 from tool.precision import add_precision_arg
-from tool.io import (SETTINGS_FILE, InputError, load_cam_dict, load_json, output_done, read_image,
-                     save_json, save_npy)
 from tool.visualize import save_cam_overlay
 from tool.voc import VOC_CLASSES, add_infer_data_args, find_image, get_image_label, infer_data
 

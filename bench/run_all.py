@@ -65,7 +65,8 @@ def psa_rows(r, peak):
         ("bf16 effect on psa outputs", "—", "—", "—", "—", "—",
          f"single-scale CAM max |diff| {r['bf16_cam_max_diff']:.3f} (CAMs in [0, 1]); "
          f"identical labels: CAM prediction {pct(r['bf16_cam_pred_identical'])}, random walk "
-         f"{pct(r['bf16_walk_identical'])}, CAM + saliency fusion {pct(r['bf16_fusion_identical'])}"),
+         f"{pct(r['bf16_walk_identical'])}, CAM + saliency fusion "
+         f"{pct(r['bf16_fusion_identical'])}"),
     ]
 
 
@@ -125,11 +126,12 @@ def gpu_rows(r):
                  ratio_text(dense, sparse),
                  f"{pct(r['walk identical labels'])} identical labels; peak memory "
                  f"{mib(r['walk dense peak bytes'])} vs {mib(r['walk sparse peak bytes'])}"))
-    rows.append(("multi-scale CAM (infer_cls), 375×500 photo", f"{1 / r['cam fp32'].median:.2f} img/s",
-                 f"{1 / r['cam bf16'].median:.2f} img/s", ratio_text(r["cam fp32"], r["cam bf16"]),
-                 "fp32 vs bf16"))
+    rows.append(("multi-scale CAM (infer_cls), 375×500 photo",
+                 f"{1 / r['cam fp32'].median:.2f} img/s", f"{1 / r['cam bf16'].median:.2f} img/s",
+                 ratio_text(r["cam fp32"], r["cam bf16"]), "fp32 vs bf16"))
     n = r["infercam images"]
-    rows.append((f"InferCam infer_cam, {n} golden images", f"{n / r['infercam fp32'].median:.2f} img/s",
+    rows.append((f"InferCam infer_cam, {n} golden images",
+                 f"{n / r['infercam fp32'].median:.2f} img/s",
                  f"{n / r['infercam bf16'].median:.2f} img/s",
                  ratio_text(r["infercam fp32"], r["infercam bf16"]), "fp32 vs bf16"))
     one, everyone = r["ddp 1"], r[f"ddp {r['gpus']}"]

@@ -100,7 +100,8 @@ def normalize_cam(cam):
 
 
 @torch.no_grad()  # not inference_mode: autocast caches its weight casts only here
-def multiscale_cam(net, rgb, label, scales=CAM_SCALES, device="cpu", precision=DEFAULT_PRECISION):
+def multiscale_cam(net, rgb, label, scales=CAM_SCALES, device="cpu",
+                   precision=DEFAULT_PRECISION):
     """psa's multi-scale + flip CAM of one image: (C, H, W) float32 in [0, 1], exactly
     zero for classes not in `label`; the forwards at `precision` (tool/precision.py)."""
     rgb = np.asarray(rgb)
