@@ -7,153 +7,18 @@ background threshold in a single pass over the data.
 
 A `settings.json` in the prediction folder (written by the inference scripts: scales,
 flip, CRF, ...) is printed with the numbers and stored in the JSON output."""
-import argparse
-import json
-import os
-
-import numpy as np
-
-from tool import metrics
-from tool.cam import cam_foreground, threshold_foreground
-from tool.cli import progress, run_main
-from tool.io import SETTINGS_FILE, InputError, cam_dict_to_array, load_cam_dict, load_json, \
-    read_label_png, save_json
-from tool.voc import VOC_CLASSES, find_label, read_image_list, voc_dirs
-
-PRED_EXTENSION = {"png": ".png", "cam": ".npy", "crf": ".npy"}
-SWEEP_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 13))  # 0.05 .. 0.60
-VOC_SEG_CLASSES = ("background",) + VOC_CLASSES
-
-
-def read_settings(pred_dir):
-    """The prediction folder's settings.json as a dict, or None when there is none."""
-    path = os.path.join(pred_dir, SETTINGS_FILE)
-    return load_json(path, "settings file") if os.path.isfile(path) else None
-
-
-def read_score_dict(path, shape, num_keys):
-    """A CAM or CRF dict whose keys are 0..num_keys-1 and whose maps are `shape`."""
-    scores = load_cam_dict(path)
-    for key, value in scores.items():
-        if not 0 <= key < num_keys:
-            raise InputError(f"{path}: dict key {key} out of range 0..{num_keys - 1}")
-        if value.shape != tuple(shape):
-            raise InputError(f"{path}: map of class {key} has size {value.shape} but the "
-                             f"ground truth is {shape[0]}x{shape[1]}")
-    return scores
-
-
-def prediction_at(path, kind, shape, num_classes):
-    """A function threshold -> label map for one prediction file (the threshold only
-    matters for CAMs, whose argmax is computed once and thresholded many times)."""
-    if kind == "png":
-        label = read_label_png(path, num_classes, shape=shape)
-        return lambda threshold: label
-    if kind == "crf":
-        label = metrics.crf_dict_to_prediction(read_score_dict(path, shape, num_classes))
-        return lambda threshold: label
-    cams = read_score_dict(path, shape, num_classes - 1)
-    fg_score, fg_label = cam_foreground(cam_dict_to_array(cams, num_classes - 1, shape))
-    return lambda threshold: threshold_foreground(fg_score, fg_label, threshold)
-
-
-def accumulate(ids, gt_dir, pred_dir, kind, thresholds, num_classes, quiet):
-    """{threshold: confusion matrix summed over all ids}."""
-    confs = {t: np.zeros((num_classes, num_classes + 1), np.int64) for t in thresholds}
-    for img_id in progress(ids, "eval_seg", disable=quiet):
-        gt = read_label_png(find_label(gt_dir, img_id), num_classes)
-        predict = prediction_at(os.path.join(pred_dir, img_id + PRED_EXTENSION[kind]),
-                                kind, gt.shape, num_classes)
-        for t in thresholds:
-            confs[t] += metrics.confusion_matrix(predict(t), gt, num_classes)
-    return confs
-
-
-def _json_number(value):
-    return None if np.isnan(value) else round(float(value), 4)
-
-
-def scores_record(scores, class_names):
-    per_class = {key: {name: _json_number(v) for name, v in zip(class_names, scores[key])}
-                 for key in ("iou", "precision", "recall")}
-    return {"miou": _json_number(scores["miou"]),
-            "pixel_accuracy": _json_number(scores["pixel_accuracy"]), **per_class}
-
-
-def default_class_names(num_classes):
-    if num_classes == len(VOC_SEG_CLASSES):
-        return list(VOC_SEG_CLASSES)
-    return ["background"] + [f"class{c}" for c in range(1, num_classes)]
-
-
-def evaluate_folder(ids, gt_dir, pred_dir, kind="png", bg_threshold=metrics.CAM_BG_THRESHOLD,
-                    thresholds=None, num_classes=21, class_names=None, quiet=True):
-    """Scores of the predictions in `pred_dir` (`<id>.png` label maps, or `<id>.npy` CAM /
-    CRF dicts) against `gt_dir/<id>.png`: a JSON-ready dict with miou, pixel_accuracy,
-    per-class iou/precision/recall (percent; None for classes absent from GT and
-    prediction), settings (settings.json or None) and, with `thresholds` (cam only),
-    sweep = {thresholds, miou, best_threshold, best_miou}; confusion_matrix is the
-    accumulated (C, C + 1) matrix at bg_threshold (see tool.metrics)."""
-    class_names = list(class_names or default_class_names(num_classes))
-    if len(class_names) != num_classes:
-        raise InputError(f"--class_names: {len(class_names)} names for {num_classes} classes")
-    if kind not in PRED_EXTENSION:
-        raise InputError(f"--type {kind}: expected one of {sorted(PRED_EXTENSION)}")
-    if thresholds and kind != "cam":
-        raise InputError(f"--sweep: thresholds apply to --type cam only, not {kind}")
-    sweep = sorted(set(thresholds or ()))
-    used = sorted(set(sweep) | {bg_threshold}) if kind == "cam" else [None]
-    settings = read_settings(pred_dir)
-    confs = accumulate(list(ids), gt_dir, pred_dir, kind, used, num_classes, quiet)
-    main_conf = confs[bg_threshold if kind == "cam" else None]
-    result = {"kind": kind, "num_images": len(ids), "num_classes": num_classes,
-              "class_names": class_names, "pred_dir": str(pred_dir), "gt_dir": str(gt_dir),
-              "bg_threshold": bg_threshold if kind == "cam" else None,
-              "settings": settings, "confusion_matrix": main_conf.tolist(),
-              **scores_record(metrics.segmentation_scores(main_conf), class_names)}
-    if sweep:
-        mious = [metrics.segmentation_scores(confs[t])["miou"] for t in sweep]
-        best = int(np.argmax(np.nan_to_num(mious, nan=-1.0)))
-        result["sweep"] = {"thresholds": sweep, "miou": [_json_number(m) for m in mious],
-                           "best_threshold": sweep[best], "best_miou": _json_number(mious[best])}
-    return result
-
-
-def _shown(value):
-    return "-" if value is None else f"{value:.2f}"
-
-
-def summary_line(result):
-    setting = f"{result['kind']}" + (f", bg {result['bg_threshold']:.2f}"
-                                     if result["kind"] == "cam" else "")
-    line = (f"eval_seg: {result['num_images']} images ({setting}): mIoU {_shown(result['miou'])}, "
-            f"pixel acc {_shown(result['pixel_accuracy'])}")
-    if "sweep" in result:
-        line += (f"; best bg threshold {result['sweep']['best_threshold']:.2f}: "
-                 f"mIoU {_shown(result['sweep']['best_miou'])}")
-    if result["settings"] is not None:
-        line += f"; settings {json.dumps(result['settings'], sort_keys=True)}"
-    return line
-
-
-def sweep_table(sweep):
-    rows = [f"bg {t:.2f}  mIoU {_shown(m)}" for t, m in zip(sweep["thresholds"], sweep["miou"])]
-    return "\n".join(rows)
-
-
-def format_result(result):
-    """Settings line, per-class table and sweep table as printed by main()."""
-    scores = metrics.segmentation_scores(np.array(result["confusion_matrix"]))
-    text = metrics.format_iou_table(scores, result["class_names"])
-    if result["settings"] is not None:
-        text = f"settings: {json.dumps(result['settings'], sort_keys=True)}\n{text}"
-    if "sweep" in result:
-        text += "\n" + sweep_table(result["sweep"])
-    return text
+from tool.cam.multiscale import CAM_BG_THRESHOLD
+from tool.core.cli import ArgumentParser, run_main
+from tool.core.io import InputError, check_output_file, save_json
+from tool.data.classes import add_class_args, labelled_images, optional_labels_path
+from tool.data.voc import read_image_list, voc_dirs
+from tool.seg import metrics
+from tool.seg.evaluate import (PRED_EXTENSION, SWEEP_THRESHOLDS, evaluate_folder, format_result,
+                               summary_line)
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--list", required=True,
                    help="image list: bare ids or psa lines '/JPEGImages/<id>.jpg ...'")
     gt = p.add_mutually_exclusive_group(required=True)
@@ -162,16 +27,20 @@ def build_parser():
                                          "else SegmentationClass")
     p.add_argument("--pred_dir", required=True, help="folder of predictions <id>.png / <id>.npy")
     p.add_argument("--type", default="png", choices=sorted(PRED_EXTENSION),
-                   help="png: label PNGs; cam: psa CAM dicts {class 0..19: HxW}; "
+                   help="png: label PNGs; cam: psa CAM dicts {class index: HxW}; "
                         "crf: CRF dicts {0: bg, k+1: class k} (psa la/ha CRF)")
-    p.add_argument("--bg_threshold", type=float, default=metrics.CAM_BG_THRESHOLD,
+    p.add_argument("--bg_threshold", type=float, default=CAM_BG_THRESHOLD,
                    help="cam: constant background score (psa infer_cls.py cam_pred: 0.2)")
     p.add_argument("--sweep", type=float, nargs="*", default=None,
                    help="cam: also evaluate these background thresholds in the same pass "
                         f"(no values: {SWEEP_THRESHOLDS[0]}..{SWEEP_THRESHOLDS[-1]} step 0.05)")
-    p.add_argument("--num_classes", type=int, default=21, help="including background (VOC: 21)")
+    p.add_argument("--cls_labels", default=None,
+                   help="image labels (cls_labels.npy), read for the class count only; "
+                        "default: <voc12_root>/cls_labels.npy when it exists")
+    add_class_args(p, with_background=True, found_in="the image labels when there are any")
     p.add_argument("--class_names", default=None,
-                   help="comma-separated class names (default: VOC background + 20 classes)")
+                   help="comma-separated class names, background first (default: the "
+                        "dataset's: VOC background + 20 classes, COCO background + 80)")
     p.add_argument("--json_out", default=None, help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no tables")
     return p
@@ -186,16 +55,25 @@ def resolve_gt_dir(args):
     return labels
 
 
+def num_classes_with_background(args):
+    """From the image labels when there are any (see --cls_labels), else the flags."""
+    no_ids = ()  # every listed image is scored, labelled or not
+    labels_path = optional_labels_path(args.cls_labels, args.voc12_root)
+    return labelled_images(args, no_ids, labels_path).num_classes + 1
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.json_out:
+        check_output_file(args.json_out, "--json_out")
     thresholds = None
     if args.sweep is not None:
         thresholds = args.sweep or list(SWEEP_THRESHOLDS)
     class_names = args.class_names.split(",") if args.class_names else None
     result = evaluate_folder(read_image_list(args.list), resolve_gt_dir(args), args.pred_dir,
-                                kind=args.type, bg_threshold=args.bg_threshold,
-                                thresholds=thresholds, num_classes=args.num_classes,
-                                class_names=class_names, quiet=args.quiet)
+                             kind=args.type, bg_threshold=args.bg_threshold,
+                             thresholds=thresholds, num_classes=num_classes_with_background(args),
+                             class_names=class_names, quiet=args.quiet, dataset=args.dataset)
     if not args.quiet:
         print(format_result(result))
     if args.json_out:

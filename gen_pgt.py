@@ -13,16 +13,19 @@ refined CAM and fused saliency as a VOC palette PNG.
 import argparse
 import os
 
-from tool import auxsegnet, dist
-from tool.cli import add_device_arg, add_network_arg, progress, run_main
-from tool.crf import map_with_workers
-from tool.io import InputError, output_done, read_image, read_saliency
-from tool.voc import find_image, find_label, get_image_label, load_cls_labels, read_image_list
+from tool.auxsegnet import model, pgt
+from tool.core import dist
+from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_int,
+                           positive_float, progress, run_main)
+from tool.core.io import InputError, claim_output_folders, output_done, read_image, read_saliency
+from tool.core.workers import map_with_workers
+from tool.data.classes import add_class_args, labelled_images
+from tool.data.voc import find_image, find_label, get_image_label, read_image_list
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--SALpath", required=True,
@@ -34,11 +37,11 @@ def build_parser():
                    help="image ids (released default: train_aug)")
     p.add_argument("--cls_labels", default="voc12/cls_labels.npy",
                    help="psa image-label dict (released code reads voc12/cls_labels.npy)")
-    p.add_argument("--num_classes", type=int, default=21, help="including background")
-    p.add_argument("--width", type=float, default=None,
+    add_class_args(p, with_background=True, found_in="the image labels")
+    p.add_argument("--width", type=positive_float, default=None,
                    help="channel width of the weights (default: read from the checkpoint)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="processes for the saliency CRF and fusion (1: inline)")
+    p.add_argument("--workers", type=nonnegative_int, default=1,
+                   help="processes for the saliency CRF and fusion (0 or 1: inline)")
     p.add_argument("--overwrite", action="store_true", help="redo images already written")
     add_network_arg(p, "AuxSegNet")
     dist.add_shard_arg(p)
@@ -57,7 +60,7 @@ def work_items(net, ids, args, labels, device):
         rgb = read_image(find_image(args.img_path, img_id))
         sal_in = read_saliency(find_label(args.SALpath, img_id), shape=rgb.shape)
         label = get_image_label(labels, img_id, args.cls_labels)
-        refined_cam, ref_sal = auxsegnet.update_scores(net, rgb, device)
+        refined_cam, ref_sal = pgt.update_scores(net, rgb, device)
         yield (rgb, refined_cam, ref_sal, sal_in, label) + output_paths(img_id, args)
 
 
@@ -66,18 +69,24 @@ def main(argv=None):
     if not os.path.isdir(args.SALpath):
         raise InputError(f"{args.SALpath}: --SALpath saliency folder not found")
     device = dist.rank_device(args.device, args.gpu_id)
-    ids = dist.shard_ids(read_image_list(args.list_path), args)
-    labels = load_cls_labels(args.cls_labels)
-    todo = [i for i in ids
+    data = labelled_images(args, dist.shard_ids(read_image_list(args.list_path), args),
+                           args.cls_labels)
+    todo = [i for i in data.ids
             if not all(output_done(p, args.overwrite) for p in output_paths(i, args))]
-    net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
-    items = work_items(net, todo, args, labels, device)
+    settings = {"stage": "gen_pgt", "weights": args.weights, "SALpath": args.SALpath,
+                "num_classes": data.num_classes + 1}
+    claim = claim_output_folders([("--seg_pgt_path", args.seg_pgt_path, settings),
+                                  ("--sal_pgt_path", args.sal_pgt_path, settings)],
+                                 args.overwrite)
+    net = model.load_segnet(args.weights, data.num_classes + 1, args.width, device)
+    items = work_items(net, todo, args, data.labels, device)
     written = 0
-    for _ in progress(map_with_workers(auxsegnet.write_updated_labels, items, args.workers),
-                      "gen_pgt", total=len(todo)):
+    results = map_with_workers(pgt.write_updated_labels, items, args.workers)
+    for _ in progress(claim.recording(results), "gen_pgt", total=len(todo)):
         written += 1
-    print(f"gen_pgt: {written} images updated, {len(ids) - len(todo)} already done; labels "
-          f"in {args.seg_pgt_path}, saliency in {args.sal_pgt_path}")
+    print(f"gen_pgt: {written} images updated, {len(data.ids) - len(todo)} already done, "
+          f"{data.skipped}; labels in {args.seg_pgt_path}, "
+          f"saliency in {args.sal_pgt_path}")
     return written
 
 

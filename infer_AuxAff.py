@@ -14,13 +14,15 @@ eval_seg.py prints with its scores. Split the list with --shard i/n or torchrun.
 import argparse
 import os
 
-from tool import auxsegnet, dist
-from tool.cli import add_device_arg, add_network_arg, progress, run_main
-from tool.io import SETTINGS_FILE, output_done, read_image, save_json, save_label_png, save_rgb
-from tool.seg_infer import SINGLE_SCALE, inference_settings
-from tool.visualize import label_overlay
-from tool.voc import find_image, read_image_list
-
+from tool.auxsegnet import infer, model
+from tool.core import checkpoint, dist
+from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, positive_float,
+                           progress, run_main)
+from tool.core.io import claim_output_folders, output_done, read_image, save_label_png, save_rgb
+from tool.core.visualize import label_overlay
+from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
+from tool.data.voc import find_image, read_image_list
+from tool.seg.infer import SINGLE_SCALE, inference_settings
 
 
 def str2bool(text):
@@ -34,20 +36,20 @@ def str2bool(text):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--save_path", required=True, help="output folder of label PNGs")
     p.add_argument("--list_path", default="voc12/val_id.txt",
                    help="image ids (released default: VOC val)")
-    p.add_argument("--num_classes", type=int, default=21, help="including background")
-    p.add_argument("--width", type=float, default=None,
+    add_class_args(p, with_background=True, found_in="the checkpoint's segmentation head")
+    p.add_argument("--width", type=positive_float, default=None,
                    help="channel width of the weights (default: read from the checkpoint)")
     p.add_argument("--use_crf", nargs="?", const=True, default=False, type=str2bool,
                    help="dense CRF (AuxSegNet inference parameters); released form "
                         "'--use_crf True' works too")
-    p.add_argument("--scales", type=float, nargs="+", default=list(SINGLE_SCALE),
+    p.add_argument("--scales", type=positive_float, nargs="+", default=list(SINGLE_SCALE),
                    help="input scales, probabilities averaged (released: 1.0; the paper's "
                         "multi-scale test: 1.0 0.5 1.5 2.0)")
     p.add_argument("--flip", action="store_true",
@@ -60,29 +62,41 @@ def build_parser():
     return p
 
 
-def write_settings(args):
+def claim_outputs(args, num_classes):
+    """Check the output folders against the settings that write them (settings.json);
+    num_classes: with background."""
     settings = inference_settings("AuxSegNet", args.weights, args.scales, args.flip,
                                   "inf" if args.use_crf else None)
-    settings["stage"] = "infer_AuxAff"
-    save_json(os.path.join(args.save_path, SETTINGS_FILE), settings)
+    settings.update(stage="infer_AuxAff", num_classes=num_classes)
+    return claim_output_folders([("--save_path", args.save_path, settings),
+                                 ("--out_overlay", args.out_overlay, settings)], args.overwrite)
+
+
+def output_paths(args, img_id):
+    """The label PNG and the overlay (None without --out_overlay) of one image."""
+    return (os.path.join(args.save_path, img_id + ".png"),
+            os.path.join(args.out_overlay, img_id + ".png") if args.out_overlay else None)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = dist.rank_device(args.device, args.gpu_id)
     ids = dist.shard_ids(read_image_list(args.list_path), args)
-    net = auxsegnet.load_segnet(args.weights, args.num_classes, args.width, device)
-    if dist.is_main_process():
-        write_settings(args)
+    state = checkpoint.read_checkpoint(args.weights)
+    num_classes = resolve_checkpoint_num_classes(args, state, args.weights)
+    claim = claim_outputs(args, num_classes)
+    net = model.segnet_from_state(state, args.weights, num_classes, args.width, device)
     todo = [i for i in ids
-            if not output_done(os.path.join(args.save_path, i + ".png"), args.overwrite)]
+            if not all(output_done(p, args.overwrite) for p in output_paths(args, i) if p)]
     for img_id in progress(todo, "infer_AuxAff"):
         rgb = read_image(find_image(args.img_path, img_id))
-        pred, _ = auxsegnet.predict_segmentation(net, rgb, args.scales, args.flip,
+        pred, _ = infer.predict_segmentation(net, rgb, args.scales, args.flip,
                                                  args.use_crf, device)
-        save_label_png(os.path.join(args.save_path, img_id + ".png"), pred)
-        if args.out_overlay:
-            save_rgb(os.path.join(args.out_overlay, img_id + ".png"), label_overlay(rgb, pred))
+        out_path, overlay_path = output_paths(args, img_id)
+        claim.record()
+        save_label_png(out_path, pred)
+        if overlay_path:
+            save_rgb(overlay_path, label_overlay(rgb, pred))
     print(f"infer_AuxAff: {len(todo)} images segmented, {len(ids) - len(todo)} already done "
           f"(scales {args.scales}, flip {args.flip}, crf {args.use_crf}) in {args.save_path}")
     return len(todo)

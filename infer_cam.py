@@ -19,17 +19,20 @@ code, quirks included.
 import argparse
 import os
 
-from split_img import (add_environment_args, add_model_args, heatmap_paths, load_classifier,
-                       save_class_heatmaps, write_settings)
-from tool import cam as camlib
-from tool import infercam
-from tool.cli import positive_int, progress, resolve_device, run_main
-from tool.io import InputError, output_done, read_image, save_npy
-from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.cam import infercam
+from tool.cam import multiscale as camlib
+from tool.cam.classifier import (add_classifier_args, add_environment_args, heatmap_paths,
+                                 load_classifier, save_class_heatmaps)
+from tool.core.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int,
+                           progress, resolve_device, run_main)
+from tool.core.io import InputError, claim_output_folders, output_done, read_image, save_npy
+from tool.data.classes import class_names, labelled_images
+from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
+
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     add_infer_data_args(data, list_default=infercam.RELEASED_INFER_LIST, root_required=False)
     data.add_argument("--split_path", required=True,
@@ -37,13 +40,13 @@ def build_parser():
     data.add_argument("--lossless_crops", action="store_true",
                       help="cut the crops from the original image (needs --voc12_root) by the "
                            "<id>.json boxes instead of reading the JPEG crops back, as released")
-    add_model_args(p.add_argument_group("model"))
+    add_classifier_args(p.add_argument_group("model"), "InferCam infer_cam.py")
     erase = p.add_argument_group("InferCam erasing")
     erase.add_argument("--max_rounds", type=positive_int, default=infercam.MAX_ROUNDS,
                        help="InferCam infer_cam.py: at most 5 CAM rounds per crop")
-    erase.add_argument("--erase_threshold", type=float, default=infercam.ERASE_THRESHOLD,
+    erase.add_argument("--erase_threshold", type=positive_float, default=infercam.ERASE_THRESHOLD,
                        help="InferCam: pixels whose running-max CAM reaches 0.7 are erased")
-    erase.add_argument("--min_shrink", type=float, default=infercam.MIN_SHRINK,
+    erase.add_argument("--min_shrink", type=nonnegative_float, default=infercam.MIN_SHRINK,
                        help="InferCam: stop when the left area shrinks by less than 0.02 of "
                             "the crop")
     erase.add_argument("--flip_mask", action="store_true",
@@ -66,15 +69,17 @@ def read_split_record(args, img_id):
     return infercam.load_split_record(path) if os.path.isfile(path) else None
 
 
-def image_label(args, img_id, record, labels, labels_path):
-    """The image label from the cls_labels file when there is one, else from the record."""
-    if labels is not None:
-        return get_image_label(labels, img_id, labels_path)
-    if record is None:
-        raise InputError(f"{infercam.split_record_path(args.split_path, img_id)}: split "
-                         "record not found; for crops without records give --voc12_root "
-                         "(or --cls_labels) for the image labels")
-    return camlib.multi_hot(record["classes"], args.num_classes)
+def crop_data(args):
+    """(the listed images with a labelled class, the image folder or None without
+    --voc12_root, the class names); without a label file the labels come from
+    split_img.py's records."""
+    listed, img_dir, labels_path = infer_data(args)
+    if labels_path is None:
+        labels = infercam.labels_from_split_records(args.split_path, listed)
+        data = labelled_images(args, listed, args.split_path, labels)
+    else:
+        data = labelled_images(args, listed, labels_path)
+    return data, img_dir, class_names(data.num_classes, args.dataset)
 
 
 def load_image(args, img_id, img_dir, record):
@@ -111,7 +116,7 @@ def check_crops(crops, sources, image_hw, scales):
         if h > image_hw[0] or w > image_hw[1]:
             raise InputError(f"{source}: crop {index + 1} is {h}x{w} but the image is "
                              f"{image_hw[0]}x{image_hw[1]}")
-        if min(min(camlib.scaled_size(h, w, s)) for s in scales) < 1:
+        if min(min(camlib.rounded_scaled_hw(h, w, s)) for s in scales) < 1:
             raise InputError(f"{source}: crop {index + 1} is {h}x{w}, empty at the smallest "
                              "scale (a negative crop start wrapped around; split the image "
                              "again with split_img.py --clamp_crops)")
@@ -124,9 +129,9 @@ def refine_options(args, device):
             "precision": args.precision}
 
 
-def stage_settings(args):
+def stage_settings(args, num_classes):
     return {"stage": "infer_cam", "scales": args.scales, "flip": True, "crf": False,
-            "weights": args.weights, "split_path": args.split_path,
+            "weights": args.weights, "num_classes": num_classes, "split_path": args.split_path,
             "lossless_crops": args.lossless_crops, "max_rounds": args.max_rounds,
             "erase_threshold": args.erase_threshold, "min_shrink": args.min_shrink,
             "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize,
@@ -141,17 +146,20 @@ def main(argv=None):
     if args.lossless_crops and not args.voc12_root:
         parser.error("--lossless_crops cuts the crops from the original images: give --voc12_root")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
-    net = load_classifier(args, device)
+    data, img_dir, names = crop_data(args)
+    settings = stage_settings(args, data.num_classes)
+    claim = claim_output_folders([("--out_cam", args.out_cam, settings),
+                                  ("--heatmap", args.heatmap, settings)], args.overwrite)
+    net = load_classifier(args.weights, data.num_classes, args.width, device)
     options = refine_options(args, device)
 
     done = computed = rounds = crops_run = 0
-    for img_id in progress(ids, "infer_cam"):
+    for img_id in progress(data.ids, "infer_cam"):
         record = read_split_record(args, img_id)
-        label = image_label(args, img_id, record, labels, labels_path)
+        label = get_image_label(data.labels, img_id, data.labels_path)
         classes = camlib.present_classes(label)
         cam_path = os.path.join(args.out_cam, img_id + ".npy") if args.out_cam else None
-        heatmaps = heatmap_paths(args.heatmap, img_id, classes, args.num_classes) \
+        heatmaps = heatmap_paths(args.heatmap, img_id, classes, names) \
             if args.heatmap else {}
         if all(output_done(p, args.overwrite) for p in [cam_path, *heatmaps.values()] if p):
             done += 1
@@ -161,6 +169,7 @@ def main(argv=None):
         check_crops(crops, sources, image_hw, args.scales)
         merged, shrinks = infercam.infer_cam(net, crops, label, image_hw, **options)
         cams = camlib.cam_dict_from_array(merged, label)
+        claim.record()
         if cam_path:
             save_npy(cam_path, cams)
         if heatmaps:
@@ -169,9 +178,8 @@ def main(argv=None):
         computed += 1
         rounds += sum(len(s) for s in shrinks)
         crops_run += len(shrinks)
-    if args.out_cam:
-        write_settings(args.out_cam, stage_settings(args))
-    print(f"infer_cam: {computed} images computed, {done} already done ({len(ids)} listed); "
+    print(f"infer_cam: {computed} images computed, {done} already done "
+          f"({len(data.ids) + data.unlabelled} listed, {data.skipped}); "
           f"{rounds / max(crops_run, 1):.2f} erasing rounds per crop")
 
 

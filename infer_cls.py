@@ -6,37 +6,34 @@ AffinityNet (`--out_la_crf`, `--out_ha_crf`) and heatmap overlays (`--out_heatma
 import argparse
 import os
 
-from network import resnet38_cls
-from tool import cam as camlib
-from tool.checkpoint import load_weights
-from tool.cli import add_device_arg, progress, resolve_device, run_main
-from tool.crf import crf_with_bg_power, map_with_workers
-from tool.dist import add_shard_arg
-from tool.io import (SETTINGS_FILE, load_cam_dict, output_done, read_image, save_json,
-                     save_label_png, save_npy)
-from tool.precision import add_precision_arg
-from tool.visualize import save_cam_overlay
-from tool.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.cam import multiscale as camlib
+from tool.cam.classifier import add_classifier_args, load_classifier
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, progress,
+                           resolve_device, run_main)
+from tool.core.dist import add_shard_arg
+from tool.core.io import (claim_output_folders, load_cam_dict, output_done, read_image,
+                          save_label_png, save_npy)
+from tool.core.precision import add_precision_arg
+from tool.core.visualize import save_cam_overlay
+from tool.core.workers import map_with_workers
+from tool.data.classes import labelled_images
+from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.seg.crf import crf_with_bg_power
 
 OUTPUT_KINDS = (("out_cam", ".npy"), ("out_cam_pred", ".png"), ("out_la_crf", ".npy"),
                 ("out_ha_crf", ".npy"), ("out_heatmap", ".png"))
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_infer_data_args(p.add_argument_group("data"))
-    model = p.add_argument_group("model")
-    model.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
-    model.add_argument("--network", default="network.resnet38_cls",
-                       help="accepted for psa compatibility; only network.resnet38_cls exists")
-    model.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
-    model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    add_classifier_args(p.add_argument_group("model"))
     cam = p.add_argument_group("CAM")
-    cam.add_argument("--scales", type=float, nargs="+", default=list(camlib.CAM_SCALES),
-                     help="psa infer_cls.py: 1.0 0.5 1.5 2.0, each with its flip")
-    cam.add_argument("--low_alpha", type=int, default=4, help="psa: la CRF background power")
-    cam.add_argument("--high_alpha", type=int, default=32, help="psa: ha CRF background power")
+    cam.add_argument("--low_alpha", type=nonnegative_int, default=4,
+                     help="psa: la CRF background power")
+    cam.add_argument("--high_alpha", type=nonnegative_int, default=32,
+                     help="psa: ha CRF background power")
     out = p.add_argument_group("outputs")
     out.add_argument("--out_cam", default=None, help="CAM dicts {class: HxW} as .npy")
     out.add_argument("--out_cam_pred", default=None, help="CAM label PNGs (background 0.2)")
@@ -47,8 +44,8 @@ def build_parser():
     env = p.add_argument_group("environment")
     add_device_arg(env)
     add_precision_arg(env)
-    env.add_argument("--num_workers", "--workers", dest="workers", type=int, default=1,
-                     help="processes for the CRF")
+    env.add_argument("--num_workers", "--workers", dest="workers", type=nonnegative_int,
+                     default=1, help="processes for the CRF (0 or 1: in this process)")
     add_shard_arg(env)
     return p
 
@@ -79,40 +76,49 @@ def crf_job(job):
     return len(targets)
 
 
-def write_settings(folder, args):
-    save_json(os.path.join(folder, SETTINGS_FILE),
-              {"stage": "infer_cls", "scales": args.scales, "flip": True, "crf": False,
-               "weights": args.weights, "precision": args.precision})
+def claim_outputs(args, num_classes):
+    """Check every output folder against the settings that write it (settings.json)."""
+    cam = {"stage": "infer_cls", "scales": args.scales, "flip": True, "crf": False,
+           "weights": args.weights, "num_classes": num_classes, "precision": args.precision}
+    crf = {**cam, "crf": True}
+    return claim_output_folders(
+        [("--out_cam", args.out_cam, cam), ("--out_cam_pred", args.out_cam_pred, cam),
+         ("--out_heatmap", args.out_heatmap, cam),
+         ("--out_la_crf", args.out_la_crf, {**crf, "alpha": args.low_alpha}),
+         ("--out_ha_crf", args.out_ha_crf, {**crf, "alpha": args.high_alpha})],
+        args.overwrite)
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not any(getattr(args, kind) for kind, _ in OUTPUT_KINDS):
-        raise SystemExit("nothing to do: give at least one of --out_cam, --out_cam_pred, "
-                         "--out_la_crf, --out_ha_crf, --out_heatmap")
+        parser.error("nothing to do: give at least one of --out_cam, --out_cam_pred, "
+                     "--out_la_crf, --out_ha_crf, --out_heatmap")
+    if (args.out_la_crf or args.out_ha_crf) and not args.out_cam:
+        parser.error("--out_la_crf/--out_ha_crf need --out_cam (the CRF reads the CAM dicts)")
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args)
-    crf_wanted = bool(args.out_la_crf or args.out_ha_crf)
-    if crf_wanted and not args.out_cam:
-        raise SystemExit("--out_la_crf/--out_ha_crf need --out_cam (the CRF reads the CAM dicts)")
+    listed, img_dir, labels_path = infer_data(args)
+    data = labelled_images(args, listed, labels_path)
 
-    net = resnet38_cls.Net(num_classes=args.num_classes, width=args.width)
-    load_weights(net, args.weights, num_classes=args.num_classes)
-    net.eval().to(device)
+    claim = claim_outputs(args, data.num_classes)
+    net = load_classifier(args.weights, data.num_classes, args.width, device)
 
     done = computed = 0
     crf_jobs = []
-    for img_id in progress(ids, "infer_cls CAM"):
+    for img_id in progress(data.ids, "infer_cls CAM"):
         paths = output_paths(args, img_id)
         cam_paths = {k: v for k, v in paths.items() if not k.endswith("_crf")}
-        label = get_image_label(labels, img_id, labels_path)
+        label = get_image_label(data.labels, img_id, labels_path)
         img_path = find_image(img_dir, img_id)
         if all(output_done(p, args.overwrite) for p in cam_paths.values()):
             done += 1
         else:
             rgb = read_image(img_path)
+            camlib.check_scales(img_path, rgb.shape, args.scales)
             norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device,
                                              args.precision)
+            claim.record()
             write_cam_outputs(cam_paths, rgb, norm_cam, label)
             computed += 1
         targets = [(alpha, paths[kind]) for alpha, kind in
@@ -120,12 +126,9 @@ def main(argv=None):
                    if kind in paths and not output_done(paths[kind], args.overwrite)]
         if targets:
             crf_jobs.append((img_path, paths["out_cam"], targets))
-    for folder in (args.out_cam, args.out_cam_pred):
-        if folder:
-            write_settings(folder, args)
-    crf_done = sum(map_with_workers(crf_job, crf_jobs, args.workers)) if crf_jobs else 0
+    crf_done = sum(claim.recording(map_with_workers(crf_job, crf_jobs, args.workers)))
     print(f"infer_cls: {computed} images computed, {done} already done, "
-          f"{crf_done} CRF dicts written ({len(ids)} listed)")
+          f"{crf_done} CRF dicts written ({len(listed)} listed, {data.skipped})")
 
 
 if __name__ == "__main__":

@@ -12,31 +12,30 @@ Example (the paper setting: multi-scale + flip + CRF):
 import argparse
 import os
 
-from network.deeplab_largefov import NUM_SEG_CLASSES
-from tool import checkpoint, dist
-from tool.cli import add_device_arg, progress, run_main
-from tool.io import (SETTINGS_FILE, InputError, output_done, read_image, save_json, save_label_png,
-                     save_rgb)
-from tool.seg_infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings,
-                            predict_label)
-from tool.visualize import label_overlay
-from tool.voc import find_image, read_image_list, voc_dirs
-from train_seg import MODELS, build_model
+from network.seg_models import MODELS, build_model
+from tool.core import checkpoint, dist
+from tool.core.cli import ArgumentParser, add_device_arg, positive_float, progress, run_main
+from tool.core.io import (InputError, claim_output_folders, output_done, read_image, save_label_png,
+                          save_rgb)
+from tool.core.visualize import label_overlay
+from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
+from tool.data.voc import find_image, read_image_list, voc_dirs
+from tool.seg.infer import CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings, predict_label
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=sorted(MODELS), default="deeplabv2")
     p.add_argument("--weights", required=True, help="state dict written by train_seg.py")
-    p.add_argument("--width", type=float, default=1.0, help="as used for training")
-    p.add_argument("--num_classes", type=int, default=NUM_SEG_CLASSES)
+    p.add_argument("--width", type=positive_float, default=1.0, help="as used for training")
+    add_class_args(p, with_background=True, found_in="the checkpoint's segmentation head")
     p.add_argument("--infer_list", required=True, help="image ids (bare or psa pair lines)")
     p.add_argument("--voc12_root", help="VOC2012 folder; images from its JPEGImages")
     p.add_argument("--img_dir", help="image folder (overrides --voc12_root)")
     p.add_argument("--save_path", required=True, help="folder for the predicted <id>.png")
     p.add_argument("--out_overlay", help="folder for prediction overlays <id>.jpg (optional)")
-    p.add_argument("--scales", type=float, nargs="+", default=list(SINGLE_SCALE),
+    p.add_argument("--scales", type=positive_float, nargs="+", default=list(SINGLE_SCALE),
                    help=f"input scales; the DeepLab-v2 multi-scale test uses {list(MS_SCALES)}")
     p.add_argument("--flip", action="store_true",
                    help="also average the horizontally mirrored inputs")
@@ -58,33 +57,39 @@ def image_folder(args):
     raise InputError("--img_dir / --voc12_root: give the image folder")
 
 
-def write_settings(folder, settings):
-    save_json(os.path.join(folder, SETTINGS_FILE), settings, sort_keys=True)
+def output_paths(args, img_id):
+    """The prediction PNG and the overlay (None without --out_overlay) of one image."""
+    return (os.path.join(args.save_path, img_id + ".png"),
+            os.path.join(args.out_overlay, img_id + ".jpg") if args.out_overlay else None)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if any(s <= 0 for s in args.scales):
-        raise InputError(f"--scales: scales must be positive, got {args.scales}")
     device = dist.rank_device(args.device)
     img_dir = image_folder(args)
     ids = dist.shard_ids(read_image_list(args.infer_list), args)
-    net = build_model(args.model, args.num_classes, args.width)
-    checkpoint.load_weights(net, args.weights, strict=True)
-    net.to(device).eval()
+    state = checkpoint.read_checkpoint(args.weights)
+    num_classes = resolve_checkpoint_num_classes(args, state, args.weights)
     crf_kind = args.crf_params if args.use_crf else None
-    write_settings(args.save_path, inference_settings(args.model, args.weights, args.scales,
-                                                      args.flip, crf_kind))
+    settings = {**inference_settings(args.model, args.weights, args.scales, args.flip, crf_kind),
+                "num_classes": num_classes}
+    claim = claim_output_folders([("--save_path", args.save_path, settings),
+                                  ("--out_overlay", args.out_overlay, settings)], args.overwrite)
+    net = build_model(args.model, num_classes, args.width)
+    missing, unexpected = checkpoint.load_state(net, state, args.weights, strict=True)
+    print(checkpoint.load_report(args.weights, state, missing, unexpected), flush=True)
+    net.to(device).eval()
     written = 0
     for img_id in progress(ids, "infer_seg"):
-        out_path = os.path.join(args.save_path, img_id + ".png")
-        if output_done(out_path, args.overwrite):
+        out_path, overlay_path = output_paths(args, img_id)
+        if all(output_done(p, args.overwrite) for p in (out_path, overlay_path) if p):
             continue
         rgb = read_image(find_image(img_dir, img_id))
         pred = predict_label(net, rgb, args.scales, args.flip, crf_kind, device)
+        claim.record()
         save_label_png(out_path, pred)
-        if args.out_overlay:
-            save_rgb(os.path.join(args.out_overlay, img_id + ".jpg"), label_overlay(rgb, pred))
+        if overlay_path:
+            save_rgb(overlay_path, label_overlay(rgb, pred))
         written += 1
     print(f"infer_seg: {written} predictions written, {len(ids) - written} already there, "
           f"in {args.save_path}")

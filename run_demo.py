@@ -17,11 +17,11 @@ import subprocess
 import sys
 import time
 
-
-from tool.cli import run_main
-from tool.io import load_cam_dict, load_json, read_image, read_label_png, save_rgb, save_text
-from tool.visualize import cam_dict_overlay, colorize_label, image_grid
-from tool.voc import find_image, find_label, read_image_list
+from tool.core.cli import ArgumentParser, positive_int, run_main
+from tool.core.io import (check_output_folder, load_cam_dict, load_json, read_image, read_label_png,
+                          save_rgb, save_text)
+from tool.core.visualize import cam_dict_overlay, colorize_label, image_grid
+from tool.data.voc import find_image, find_label, read_image_list
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -52,8 +52,8 @@ PICTURE_IMAGES = 4
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", choices=sorted(PROFILES), default="demo")
     p.add_argument("--out", default="demo_out", help="all stage folders go here")
     p.add_argument("--voc12_root", default=None,
@@ -67,7 +67,7 @@ def build_parser():
                    help="ImageNet ResNet-38 (MXNet .params or .pth) for train_cls/train_aff")
     p.add_argument("--seed", type=int, default=0, help="demo dataset seed")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="torch CPU threads per stage (OMP_NUM_THREADS); small networks run "
                         "fastest on one thread beside data-loading and CRF processes")
     p.add_argument("--redo", nargs="*", default=[], help="stages to run again")
@@ -98,7 +98,9 @@ class Pipeline:
         print(f"[{name}] {shlex.join(cmd[1:])}", flush=True)
         start = time.time()
         env = dict(os.environ, OMP_NUM_THREADS=str(self.args.threads))
-        subprocess.run(cmd, check=True, cwd=REPO, env=env)
+        code = subprocess.run(cmd, cwd=REPO, env=env).returncode
+        if code:
+            raise SystemExit(code)  # the stage has said what went wrong, in one line
         save_text(marker, shlex.join(cmd) + "\n")
         print(f"[{name}] finished in {time.time() - start:.0f} s", flush=True)
 
@@ -303,6 +305,7 @@ def picture(pipe, ids):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_output_folder(args.out, "--out")
     start = time.time()
     pipe = run(args)
     table = result_table(pipe)

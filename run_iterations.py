@@ -5,8 +5,8 @@ trains on round k-1's updated labels from round k-1's weights. gen_pgt always fu
 with the ORIGINAL saliency maps. Each round lives in <work_dir>/round_<k>/ (model/,
 seg_pgt/, sal_pgt/, done.json). A rerun skips finished rounds, resumes an interrupted
 training from its last epoch and keeps the pseudo labels already written. With --gt_dir,
-each round's segmentation pseudo labels are scored (eval_seg.evaluate_folder) and one
-table closes the run. (Paper, VOC val without post-processing, rounds 0-4: 64.1 / 65.6 /
+each round's segmentation pseudo labels are scored (eval_seg.py, its JSON kept beside them)
+and one table closes the run. (Paper, VOC val without post-processing, rounds 0-4: 64.1 / 65.6 /
 66.0 / 66.1 / 66.1 mIoU.) Single process; run the stages by hand for torchrun.
 
     python run_iterations.py --rounds 3 --work_dir aux_iter --img_path VOC2012/JPEGImages \\
@@ -15,24 +15,29 @@ table closes the run. (Paper, VOC val without post-processing, rounds 0-4: 64.1 
         --gt_dir VOC2012/SegmentationClassAug
 """
 import argparse
-import json
 import os
 import shlex
 
+import eval_seg
 import gen_pgt
 import train_AuxAff
-from eval_seg import evaluate_folder
-from tool.cli import add_device_arg, run_main
-from tool.io import save_json
-from tool.voc import read_image_list
+from tool.auxsegnet.training import SESSION_NAME, training_outputs
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
+                           positive_int, run_main)
+from tool.core.io import InputError, check_output_folder, load_json, save_json, save_text
+from tool.data.classes import add_class_args, class_flags, labelled_images
+from tool.data.voc import read_image_list
 
 DONE_FILE = "done.json"
+SCORES_FILE = "pgt_scores.json"  # eval_seg.py's result for a folder of pseudo labels
+SCORED_IDS_FILE = "scored_ids.txt"  # the listed images with a labelled class
+ROUND_RECORD_KEYS = ("round", "weights", "final_loss", "seg_pgt", "sal_pgt", "scores")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--rounds", type=int, default=3, help="train -> gen_pgt rounds")
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--rounds", type=positive_int, default=3, help="train -> gen_pgt rounds")
     p.add_argument("--work_dir", required=True, help="one round_<k>/ folder per round")
     p.add_argument("--img_path", required=True, help="training images <id>.jpg")
     p.add_argument("--SALpath", required=True, help="the original off-the-shelf saliency maps")
@@ -42,14 +47,18 @@ def build_parser():
     p.add_argument("--init_weights", required=True, help="round 1 init: the classifier")
     p.add_argument("--list_path", default="voc12/train_aug_id.txt", help="training ids")
     p.add_argument("--cls_labels", default="voc12/cls_labels.npy", help="psa image labels")
-    p.add_argument("--num_classes", type=int, default=21, help="including background")
-    p.add_argument("--num_epochs", type=int, default=15, help="round 1 epochs (paper: 15)")
-    p.add_argument("--later_epochs", type=int, default=None,
+    add_class_args(p, with_background=True, found_in="the image labels")
+    p.add_argument("--num_epochs", type=positive_int, default=15,
+                   help="round 1 epochs (paper: 15)")
+    p.add_argument("--later_epochs", type=positive_int, default=None,
                    help="epochs of rounds 2.. (paper: 10; default: --num_epochs, as released)")
-    p.add_argument("--width", type=float, default=1.0, help="channel width (CPU runs: 0.125)")
-    p.add_argument("--workers", type=int, default=1, help="gen_pgt CRF processes")
+    p.add_argument("--width", type=positive_float, default=1.0,
+                   help="channel width (CPU runs: 0.125)")
+    p.add_argument("--workers", type=nonnegative_int, default=1, help="gen_pgt CRF processes")
     p.add_argument("--train_args", default="",
                    help="more train_AuxAff.py flags, one string, e.g. '--crop_size 64'")
+    p.add_argument("--session_name", default=SESSION_NAME,
+                   help="train_AuxAff.py's file name prefix in every round (released)")
     p.add_argument("--gt_dir", default=None,
                    help="ground-truth label PNGs: score each round's pseudo labels")
     add_device_arg(p)
@@ -73,13 +82,14 @@ def train_argv(args, k):
     epochs = args.num_epochs if k == 1 or args.later_epochs is None else args.later_epochs
     return ["--img_path", args.img_path, "--seg_pgt_path", seg, "--sal_pgt_path", sal,
             "--list_path", args.list_path, "--cls_labels", args.cls_labels,
-            "--num_classes", str(args.num_classes), "--num_epochs", str(epochs),
+            *class_flags(args), "--num_epochs", str(epochs),
             "--width", str(args.width), "--device", args.device,
-            "--save_path", round_paths(args.work_dir, k)["model"], *shlex.split(args.train_args)]
+            "--save_path", round_paths(args.work_dir, k)["model"],
+            "--session_name", args.session_name, *shlex.split(args.train_args)]
 
 
 def train_outputs(args, k):
-    return train_AuxAff.output_paths(train_AuxAff.build_parser().parse_args(train_argv(args, k)))
+    return training_outputs(round_paths(args.work_dir, k)["model"], args.session_name)
 
 
 def train_round(args, k):
@@ -90,8 +100,9 @@ def train_round(args, k):
         init = args.init_weights if k == 1 else train_outputs(args, k - 1)["final"]
         resume = ["--resume"] if os.path.isfile(out["state"]) else ["--init_weights", init]
         train_AuxAff.main(train_argv(args, k) + resume)
-    with open(out["log"]) as f:
-        log = json.load(f)
+    log = load_json(out["log"], "training log")
+    if not isinstance(log, list) or not all(isinstance(r, dict) for r in log):
+        raise InputError(f"{out['log']}: training log must be a list of loss records")
     return out["final"], (log[-1] if log else {})
 
 
@@ -99,15 +110,22 @@ def update_round(args, weights, paths):
     gen_pgt.main(["--weights", weights, "--img_path", args.img_path, "--SALpath", args.SALpath,
                   "--seg_pgt_path", paths["seg"], "--sal_pgt_path", paths["sal"],
                   "--list_path", args.list_path, "--cls_labels", args.cls_labels,
-                  "--num_classes", str(args.num_classes), "--workers", str(args.workers),
+                  *class_flags(args), "--workers", str(args.workers),
                   "--device", args.device])
 
 
-def score(args, seg_dir):
+def score(args, seg_dir, json_path):
+    """eval_seg.py's scores of the pseudo labels of the listed images with a labelled class
+    (the others get none), kept in `json_path`; None without --gt_dir."""
     if args.gt_dir is None:
         return None
-    result = evaluate_folder(read_image_list(args.list_path), args.gt_dir, seg_dir,
-                             num_classes=args.num_classes)
+    scored = os.path.join(args.work_dir, SCORED_IDS_FILE)
+    data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
+    save_text(scored, "".join(i + "\n" for i in data.ids))
+    eval_seg.main(["--list", scored, "--gt_dir", args.gt_dir, "--pred_dir", seg_dir,
+                   "--cls_labels", args.cls_labels, *class_flags(args), "--json_out", json_path,
+                   "--quiet"])
+    result = load_json(json_path, "evaluation result")
     return {"miou": result["miou"], "pixel_accuracy": result["pixel_accuracy"]}
 
 
@@ -115,12 +133,16 @@ def run_round(args, k):
     """Round k's record, from its done.json when it has finished before."""
     paths = round_paths(args.work_dir, k)
     if os.path.isfile(paths["done"]):
-        with open(paths["done"]) as f:
-            return json.load(f)
+        record = load_json(paths["done"], "round record")
+        if not isinstance(record, dict) or any(key not in record for key in ROUND_RECORD_KEYS):
+            raise InputError(f"{paths['done']}: round record needs the keys "
+                             f"{', '.join(ROUND_RECORD_KEYS)}; delete it to redo the round")
+        return record
     weights, last = train_round(args, k)
     update_round(args, weights, paths)
     record = {"round": k, "weights": weights, "final_loss": last.get("loss"),
-              "seg_pgt": paths["seg"], "sal_pgt": paths["sal"], "scores": score(args, paths["seg"])}
+              "seg_pgt": paths["seg"], "sal_pgt": paths["sal"],
+              "scores": score(args, paths["seg"], os.path.join(paths["root"], SCORES_FILE))}
     save_json(paths["done"], record)
     return record
 
@@ -143,9 +165,15 @@ def summary_table(records, initial_scores):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if "--session_name" in shlex.split(args.train_args):
+        parser.error("--train_args: give --session_name to run_iterations.py itself")
+    check_output_folder(args.work_dir, "--work_dir")
+    labelled_images(args, read_image_list(args.list_path), args.cls_labels)  # fail early
     records = [run_round(args, k) for k in range(1, args.rounds + 1)]
-    table = summary_table(records, score(args, args.seg_pgt_path))
+    initial = score(args, args.seg_pgt_path, os.path.join(args.work_dir, "initial_" + SCORES_FILE))
+    table = summary_table(records, initial)
     print(table)
     save_json(os.path.join(args.work_dir, "summary.json"), records)
     return records

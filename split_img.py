@@ -15,42 +15,22 @@ already wrote (same scales: the same maps) instead of computing them again.
 import argparse
 import os
 
-from network import resnet38_cls
-from tool import cam as camlib
-from tool import infercam
-from tool.checkpoint import load_weights
-from tool.cli import add_device_arg, progress, resolve_device, run_main
-from tool.dist import add_shard_arg
-from tool.io import (SETTINGS_FILE, InputError, load_cam_dict, load_json, output_done,
-                     read_image, save_json, save_npy)
-from tool.precision import add_precision_arg
-from tool.visualize import save_cam_overlay
-from tool.voc import VOC_CLASSES, add_infer_data_args, find_image, get_image_label, infer_data
-
-
-def add_model_args(group):
-    group.add_argument("--weights", required=True, help="classifier checkpoint (.pth)")
-    group.add_argument("--network", default="network.resnet38_cls",
-                       help="accepted for InferCam compatibility; only network.resnet38_cls exists")
-    group.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
-    group.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
-    group.add_argument("--scales", type=float, nargs="+", default=list(camlib.CAM_SCALES),
-                       help="InferCam/psa: 1.0 0.5 1.5 2.0, each with its flip")
-
-
-def add_environment_args(group):
-    add_device_arg(group)
-    add_precision_arg(group)
-    group.add_argument("--num_workers", type=int, default=1,
-                       help="accepted for InferCam compatibility; images run one after another")
-    add_shard_arg(group)
+from tool.cam import infercam
+from tool.cam import multiscale as camlib
+from tool.cam.classifier import (add_classifier_args, add_environment_args, heatmap_paths,
+                                 load_classifier, save_class_heatmaps)
+from tool.core.cli import ArgumentParser, progress, resolve_device, run_main
+from tool.core.io import (SETTINGS_FILE, InputError, claim_output_folders, load_cam_dict, load_json,
+                          output_done, read_image, save_npy)
+from tool.data.classes import class_names, labelled_images
+from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_infer_data_args(p.add_argument_group("data"), list_default=infercam.RELEASED_INFER_LIST)
-    add_model_args(p.add_argument_group("model"))
+    add_classifier_args(p.add_argument_group("model"), "InferCam split_img.py")
     split = p.add_argument_group("split")
     split.add_argument("--cam_dir", default=None,
                        help="CAM dicts <id>.npy of infer_cls.py (same --scales) to split by, "
@@ -73,31 +53,15 @@ def build_parser():
     return p
 
 
-def load_classifier(args, device):
-    net = resnet38_cls.Net(num_classes=args.num_classes, width=args.width)
-    load_weights(net, args.weights, num_classes=args.num_classes)
-    return net.eval().to(device)
+def classifier_data(args):
+    """(the listed images with a labelled class (`labelled_images`), the image folder,
+    the class names)."""
+    listed, img_dir, labels_path = infer_data(args)
+    data = labelled_images(args, listed, labels_path)
+    return data, img_dir, class_names(data.num_classes, args.dataset)
 
 
-def class_name(c, num_classes):
-    return VOC_CLASSES[c] if num_classes == len(VOC_CLASSES) else f"class{c}"
-
-
-def heatmap_paths(folder, img_id, classes, num_classes):
-    """InferCam's heatmap names: <id>_<class name>.jpg per labelled class."""
-    return {c: os.path.join(folder, f"{img_id}_{class_name(c, num_classes)}.jpg") for c in classes}
-
-
-def save_class_heatmaps(paths, rgb, cams):
-    for c, path in paths.items():
-        save_cam_overlay(path, rgb, {c: cams[c]})
-
-
-def write_settings(folder, settings):
-    save_json(os.path.join(folder, SETTINGS_FILE), settings)
-
-
-def output_paths(args, img_id, classes):
+def output_paths(args, img_id, classes, names):
     paths = [infercam.split_record_path(args.split_path, img_id)]
     if not args.lossless_crops:
         paths += [infercam.crop_image_path(args.split_path, img_id, i)
@@ -105,7 +69,7 @@ def output_paths(args, img_id, classes):
     if args.out_cam:
         paths.append(os.path.join(args.out_cam, img_id + ".npy"))
     if args.heatmap:
-        paths += list(heatmap_paths(args.heatmap, img_id, classes, args.num_classes).values())
+        paths += list(heatmap_paths(args.heatmap, img_id, classes, names).values())
     return paths
 
 
@@ -120,12 +84,10 @@ def check_cam_settings(cam_dir, scales):
 
 
 def reused_cams(cam_dir, img_id, label, image_hw):
-    """infer_cls.py's CAM dict of one image: every labelled class, at the image's size."""
+    """infer_cls.py's CAM dict of one image: every labelled class (load_cam_dict checks
+    the classes against the label), at the image's size."""
     path = os.path.join(cam_dir, img_id + ".npy")
     cams = load_cam_dict(path, label)
-    missing = sorted(set(camlib.present_classes(label)) - set(cams))
-    if missing:
-        raise InputError(f"{path}: no CAM for class {missing[0]} of the image label")
     bad = [c for c, cam in cams.items() if cam.shape != tuple(image_hw)]
     if bad:
         raise InputError(f"{path}: CAM of class {bad[0]} is {cams[bad[0]].shape}, the image "
@@ -144,10 +106,10 @@ def split_image(net, rgb, label, args, device, cams=None):
     return cams, classes, centers, boxes
 
 
-def write_split_outputs(args, img_id, rgb, label, split):
+def write_split_outputs(args, img_id, rgb, label, split, names):
     cams, classes, centers, boxes = split
     infercam.save_split_record(infercam.split_record_path(args.split_path, img_id),
-                               rgb.shape[:2], classes, centers, boxes, args.clamp_crops)
+                               rgb.shape[:2], len(label), classes, centers, boxes, args.clamp_crops)
     if not args.lossless_crops:
         for index, box in enumerate(boxes):
             infercam.save_crop_jpeg(infercam.crop_image_path(args.split_path, img_id, index),
@@ -155,43 +117,48 @@ def write_split_outputs(args, img_id, rgb, label, split):
     if args.out_cam:
         save_npy(os.path.join(args.out_cam, img_id + ".npy"), cams)
     if args.heatmap:
-        save_class_heatmaps(heatmap_paths(args.heatmap, img_id, classes, args.num_classes),
-                            rgb, cams)
+        save_class_heatmaps(heatmap_paths(args.heatmap, img_id, classes, names), rgb, cams)
 
 
-def stage_settings(args):
+def stage_settings(args, num_classes):
     return {"stage": "split_img", "scales": args.scales, "flip": True, "crf": False,
-            "weights": args.weights, "cam_dir": args.cam_dir, "clamp_crops": args.clamp_crops,
-            "lossless_crops": args.lossless_crops, "precision": args.precision}
+            "weights": args.weights, "num_classes": num_classes, "cam_dir": args.cam_dir,
+            "clamp_crops": args.clamp_crops, "lossless_crops": args.lossless_crops,
+            "precision": args.precision}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
-    ids, img_dir, labels, labels_path = infer_data(args, args.num_classes)
+    data, img_dir, names = classifier_data(args)
+    settings = stage_settings(args, data.num_classes)
+    claim = claim_output_folders([("--split_path", args.split_path, settings),
+                                  ("--out_cam", args.out_cam, settings),
+                                  ("--heatmap", args.heatmap, settings)], args.overwrite)
     if args.cam_dir:
         check_cam_settings(args.cam_dir, args.scales)
-    net = None if args.cam_dir else load_classifier(args, device)
+    net = None if args.cam_dir else load_classifier(args.weights, data.num_classes, args.width,
+                                                    device)
 
     done = computed = 0
-    for img_id in progress(ids, "split_img"):
-        label = get_image_label(labels, img_id, labels_path)
+    for img_id in progress(data.ids, "split_img"):
+        label = get_image_label(data.labels, img_id, data.labels_path)
         classes = camlib.present_classes(label)
-        if not classes:
-            raise InputError(f"{labels_path}: image {img_id} has no class in its label; "
-                             "InferCam splits around at least one class")
-        if all(output_done(p, args.overwrite) for p in output_paths(args, img_id, classes)):
+        if all(output_done(p, args.overwrite)
+               for p in output_paths(args, img_id, classes, names)):
             done += 1
             continue
-        rgb = read_image(find_image(img_dir, img_id))
+        img_path = find_image(img_dir, img_id)
+        rgb = read_image(img_path)
+        camlib.check_scales(img_path, rgb.shape, args.scales)
         cams = reused_cams(args.cam_dir, img_id, label, rgb.shape[:2]) if args.cam_dir else None
-        write_split_outputs(args, img_id, rgb, label,
-                            split_image(net, rgb, label, args, device, cams))
+        split = split_image(net, rgb, label, args, device, cams)
+        claim.record()
+        write_split_outputs(args, img_id, rgb, label, split, names)
         computed += 1
-    for folder in (args.split_path, args.out_cam):
-        if folder:
-            write_settings(folder, stage_settings(args))
-    print(f"split_img: {computed} images split, {done} already done ({len(ids)} listed)")
+    print(f"split_img: {computed} images split, {done} already done "
+          f"({len(data.ids) + data.unlabelled} listed, {data.skipped}: InferCam splits "
+          "around the labelled classes)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Released recipe (train_AuxAff.py defaults): batch 4, crop 321, one random scale 
 [0.7, 1.3] per batch, flip p 0.5, crop zero-padded at the bottom/right (padded labels
 are 0), saliency binarised at 0.5; loss = cls + init/refined saliency BCE + init/refined
 segmentation CE; PolyOptimizer_cls (lr 7e-4, 10x for seg/sal/fc8 parameters, wt_dec
-1e-5 landing in SGD's momentum slot, power 0.9) over 15 epochs of train_aug; frozen
+1e-5 landing in SGD's momentum slot, power 0.9) over 15 epochs of train_aug, plus the
+released loop's one extra iteration at the frozen lr (max_step + 1 in all); frozen
 BatchNorm; initialised non-strictly from the ResNet-38 classifier.
 
     python train_AuxAff.py --img_path VOC2012/JPEGImages --seg_pgt_path pgt/seg \\
@@ -15,7 +16,6 @@ global batch). Writes <save_path>/<session_name>final.pth, a training state afte
 epoch (<session_name>state.pth, for --resume) and the loss log (<session_name>log.json).
 """
 import argparse
-import json
 import os
 import time
 
@@ -24,18 +24,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from network.AuxSegNet import SegNet
-from tool import auxsegnet, checkpoint, dist
-from tool.cli import add_device_arg, add_network_arg, progress, run_main
-from tool.io import InputError, save_json
-from tool.optim import PolyOptimizer_cls
-from tool.voc import load_cls_labels, read_image_list
+from tool.auxsegnet import training
+from tool.core import checkpoint, dist
+from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_float,
+                           nonnegative_int, positive_float, positive_int, progress, run_main)
+from tool.core.io import InputError, check_output_folder, json_line, save_json
+from tool.data.classes import add_class_args, labelled_images
+from tool.data.voc import read_image_list
 
 RESUME_AUTO = "auto"
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--img_path", required=True, help="training images <id>.jpg")
     data.add_argument("--seg_pgt_path", required=True,
@@ -45,37 +47,37 @@ def build_parser():
                       help="training ids (released default: train_aug)")
     data.add_argument("--cls_labels", default="voc12/cls_labels.npy",
                       help="psa image-label dict (released code reads voc12/cls_labels.npy)")
-    data.add_argument("--num_classes", type=int, default=21, help="including background")
-    data.add_argument("--num_workers", type=int, default=4,
+    add_class_args(data, with_background=True, found_in="the image labels")
+    data.add_argument("--num_workers", type=nonnegative_int, default=4,
                       help="DataLoader worker processes (released: 16); 0 loads inline")
     model = p.add_argument_group("model")
     model.add_argument("--init_weights",
                        help="initial weights, loaded non-strictly (released: the ResNet-38 "
                             "classifier of psa; later rounds: the previous round's AuxSegNet)")
     add_network_arg(model, "AuxSegNet")
-    model.add_argument("--width", type=float, default=1.0,
+    model.add_argument("--width", type=positive_float, default=1.0,
                        help="channel width multiplier (1.0 = paper; e.g. 0.125 on a CPU)")
     optim = p.add_argument_group("optimisation (released train_AuxAff.py defaults)")
-    optim.add_argument("--batch_size", type=int, default=4, help="global batch (released: 4)")
-    optim.add_argument("--crop_size", type=int, default=321, help="released: 321")
-    optim.add_argument("--seg_pad_label", type=int, default=auxsegnet.LABEL_PAD,
+    optim.add_argument("--batch_size", type=positive_int, default=4, help="global batch (released: 4)")
+    optim.add_argument("--crop_size", type=positive_int, default=321, help="released: 321")
+    optim.add_argument("--seg_pad_label", type=int, default=training.LABEL_PAD,
                        help="segmentation label of the crop's padding: released 0 (trains "
                             "the zero padding as background); 255 ignores it")
-    optim.add_argument("--num_epochs", type=int, default=15,
+    optim.add_argument("--num_epochs", type=positive_int, default=15,
                        help="released: 15 (the paper: 15 first round, 10 later rounds)")
-    optim.add_argument("--lr", type=float, default=7e-4,
+    optim.add_argument("--lr", type=positive_float, default=7e-4,
                        help="backbone and cross_att lr; seg/sal/fc8 get 10x (released 7e-4, "
                             "paper 1e-3)")
-    optim.add_argument("--wt_dec", type=float, default=1e-5, help="released: 1e-5")
-    optim.add_argument("--momentum", type=float, default=None,
+    optim.add_argument("--wt_dec", type=nonnegative_float, default=1e-5, help="released: 1e-5")
+    optim.add_argument("--momentum", type=nonnegative_float, default=None,
                        help="SGD momentum with --wt_dec as real weight decay; default: the "
                             "released quirk (momentum = wt_dec, no weight decay)")
-    optim.add_argument("--cls_loss_weight", type=float, default=1.0, help="released: 1")
-    optim.add_argument("--sal_loss_weight", type=float, default=1.0,
+    optim.add_argument("--cls_loss_weight", type=nonnegative_float, default=1.0, help="released: 1")
+    optim.add_argument("--sal_loss_weight", type=nonnegative_float, default=1.0,
                        help="weight of both saliency terms (released: 1)")
-    optim.add_argument("--seg_loss_weight", type=float, default=1.0,
+    optim.add_argument("--seg_loss_weight", type=nonnegative_float, default=1.0,
                        help="weight of both segmentation terms (released: 1)")
-    optim.add_argument("--max_iters", type=int, default=None,
+    optim.add_argument("--max_iters", type=positive_int, default=None,
                        help="stop after this many iterations (smoke runs; the lr schedule "
                             "still spans --num_epochs)")
     optim.add_argument("--amp", action="store_true",
@@ -84,29 +86,32 @@ def build_parser():
     optim.add_argument("--seed", type=int, default=0, help="shuffles, scales, flips, crops")
     out = p.add_argument_group("output")
     out.add_argument("--save_path", required=True, help="output folder")
-    out.add_argument("--session_name", default="AuxSegNet_", help="file name prefix (released)")
+    out.add_argument("--session_name", default=training.SESSION_NAME,
+                     help="file name prefix (released)")
     out.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None,
-                     help="continue from a training state (no value: the one in --save_path)")
-    out.add_argument("--print_intervals", type=int, default=50,
+                     help="continue from a training state (no value: the one in --save_path); "
+                          "when none is saved yet, start fresh")
+    out.add_argument("--print_intervals", type=positive_int, default=50,
                      help="iterations between loss lines (released: 50)")
     add_device_arg(out, gpu_id=True)
     return p
 
 
 def output_paths(args):
-    prefix = os.path.join(args.save_path, args.session_name)
-    return {"final": prefix + "final.pth", "state": prefix + "state.pth",
-            "log": prefix + "log.json"}
+    return training.training_outputs(args.save_path, args.session_name)
 
 
 def make_dataset(args):
+    """The training dataset over the listed images with a labelled class (make_pgt.py and
+    gen_pgt.py write no pseudo labels for the others), and the `labelled_images` record."""
     for flag in ("img_path", "seg_pgt_path", "sal_pgt_path"):
         if not os.path.isdir(getattr(args, flag)):
             raise InputError(f"{getattr(args, flag)}: --{flag} folder not found")
-    return auxsegnet.AuxTrainDataset(
-        read_image_list(args.list_path), args.img_path, args.seg_pgt_path, args.sal_pgt_path,
-        load_cls_labels(args.cls_labels), args.cls_labels, args.crop_size, args.num_classes,
-        args.seg_pad_label)
+    data = labelled_images(args, read_image_list(args.list_path), args.cls_labels)
+    dataset = training.AuxTrainDataset(data.ids, args.img_path, args.seg_pgt_path,
+                                        args.sal_pgt_path, data.labels, args.cls_labels,
+                                        args.crop_size, data.num_classes + 1, args.seg_pad_label)
+    return dataset, data
 
 
 def make_loader(dataset, args, info, start, stop):
@@ -116,19 +121,12 @@ def make_loader(dataset, args, info, start, stop):
     if len(dataset) < args.batch_size:
         raise InputError(f"{args.list_path}: {len(dataset)} images, fewer than one batch "
                          f"of {args.batch_size}")
-    plan = auxsegnet.BatchPlan(len(dataset), args.batch_size, start, stop, args.seed,
+    plan = training.BatchPlan(len(dataset), args.batch_size, start, stop, args.seed,
                                info.rank, info.world_size)
     # its own generator: the loader leaves the global RNG (dropout) alone, so a resumed
     # run continues exactly as an uninterrupted one
     return DataLoader(dataset, batch_sampler=plan, num_workers=args.num_workers,
                       pin_memory=info.device.type == "cuda", generator=torch.Generator())
-
-
-def make_optimizer(net, args, max_step):
-    groups = [{"params": net.get_1x_lr_params(), "lr": args.lr},
-              {"params": net.get_10x_lr_params(), "lr": 10 * args.lr}]
-    return PolyOptimizer_cls(groups, lr=args.lr, weight_decay=args.wt_dec, max_step=max_step,
-                             momentum=args.momentum)
 
 
 def log_record(step, max_step, optimizer, terms, images, seconds):
@@ -140,39 +138,45 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
     """The training loop from state["step"]; state["log"] gets the loss lines. Saves the
     training state after every epoch and at the last step. Returns the last loss terms."""
     paths, amp = output_paths(args), args.amp and info.device.type == "cuda"
-    weights = auxsegnet.LossWeights(args.cls_loss_weight, args.sal_loss_weight,
+    weights = training.LossWeights(args.cls_loss_weight, args.sal_loss_weight,
                                     args.seg_loss_weight)
     main_proc = dist.is_main_process()
     per_epoch, stop = loader.batch_sampler.per_epoch, loader.batch_sampler.stop
     max_step = per_epoch * args.num_epochs
     began, start, step, terms = time.perf_counter(), state["step"], state["step"], {}
     bar = progress(loader, "train_AuxAff", disable=not main_proc)
-    try:
-        for batch in bar:
-            terms = auxsegnet.train_step(model, optimizer, scaler,
-                                         auxsegnet.to_device(batch, info.device), weights, amp)
-            step += 1
-            bar.set_postfix(loss=f"{terms['loss']:.4f}")
-            if main_proc and (step % args.print_intervals == 0 or step == stop):
-                state["log"].append(log_record(step, max_step, optimizer, terms,
-                                               (step - start) * args.batch_size,
-                                               time.perf_counter() - began))
-                bar.write(json.dumps(state["log"][-1]))
-            if main_proc and (step % per_epoch == 0 or step == stop):
-                checkpoint.save_training_state(
-                    paths["state"], net, optimizer, step // per_epoch, step,
-                    scaler=scaler.state_dict(), log=state["log"], rng=torch.get_rng_state())
-                save_json(paths["log"], state["log"])
-    except InputError as exc:
-        raise auxsegnet.worker_input_error(exc) from None
+    for batch in bar:
+        terms = training.train_step(model, optimizer, scaler,
+                                     training.to_device(batch, info.device), weights, amp,
+                                     iteration=step + 1)
+        step += 1
+        bar.set_postfix(loss=f"{terms['loss']:.4f}")
+        if main_proc and (step % args.print_intervals == 0 or step == stop):
+            state["log"].append(log_record(step, max_step, optimizer, terms,
+                                           (step - start) * args.batch_size,
+                                           time.perf_counter() - began))
+            bar.write(json_line(state["log"][-1]))
+        if main_proc and (step % per_epoch == 0 or step == stop):
+            checkpoint.save_training_state(
+                paths["state"], net, optimizer, step // per_epoch, step,
+                scaler=scaler.state_dict(), log=state["log"], rng=torch.get_rng_state())
+            save_json(paths["log"], state["log"])
     return terms
 
 
-def resume_state(args, net, optimizer, scaler):
-    """{'step', 'log'}: from the training state with --resume, else a fresh start."""
+def resume_path(args):
+    """The training state --resume continues from, or None for a fresh start (no --resume,
+    or none saved yet: said on stdout)."""
     if not args.resume:
-        return {"step": 0, "log": []}
+        return None
     path = output_paths(args)["state"] if args.resume == RESUME_AUTO else args.resume
+    return checkpoint.existing_training_state(path, "train_AuxAff")
+
+
+def resume_state(path, net, optimizer, scaler):
+    """{'step', 'log'}: from the training state at `path`, else a fresh start."""
+    if path is None:
+        return {"step": 0, "log": []}
     saved = checkpoint.load_training_state(path, net, optimizer)
     scaler.load_state_dict(saved["extra"]["scaler"])
     torch.set_rng_state(saved["extra"]["rng"])
@@ -181,30 +185,33 @@ def resume_state(args, net, optimizer, scaler):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_output_folder(args.save_path, "--save_path")
     info = dist.init_distributed(args.device, args.gpu_id)
     torch.manual_seed(args.seed + info.rank)
-    dataset = make_dataset(args)
+    dataset, data = make_dataset(args)
     max_step = len(dataset) // args.batch_size * args.num_epochs
-    net = SegNet(num_classes=args.num_classes, width=args.width)
-    if args.init_weights and not args.resume:
+    net = SegNet(num_classes=dataset.num_classes, width=args.width)
+    resume = resume_path(args)
+    if args.init_weights and resume is None:
         checkpoint.load_weights(net, args.init_weights, strict=False,
-                                num_classes=args.num_classes)
-    elif not args.resume:
+                                num_classes=dataset.num_classes)
+    elif resume is None:
         print("train_AuxAff: no --init_weights, training from a random initialisation")
     net.to(info.device).train()
-    optimizer = make_optimizer(net, args, max_step)
+    optimizer = training.make_optimizer(net, args.lr, args.wt_dec, max_step, args.momentum)
     scaler = torch.amp.GradScaler(info.device.type,
                                   enabled=args.amp and info.device.type == "cuda")
-    state = resume_state(args, net, optimizer, scaler)
-    stop = max_step if args.max_iters is None else min(max_step, args.max_iters)
+    state = resume_state(resume, net, optimizer, scaler)
+    stop = training.total_iterations(max_step, args.max_iters)
     loader = make_loader(dataset, args, info, state["step"], stop)
     model = DistributedDataParallel(net) if info.distributed else net
     terms = train(model, net, optimizer, scaler, loader, args, info, state)
     final = output_paths(args)["final"]
     if dist.is_main_process():
         checkpoint.save_checkpoint(final, net)
-        print(f"train_AuxAff: iteration {stop}/{max_step}, last loss "
-              f"{terms.get('loss', float('nan')):.4f}; weights in {final}")
+        print(f"train_AuxAff: {stop} iterations (max_step {max_step}), last loss "
+              f"{terms.get('loss', float('nan')):.4f}; weights in {final} ({len(dataset)} "
+              f"images, {data.skipped})")
     dist.cleanup()
     return final
 

@@ -10,20 +10,21 @@ import os
 import torch
 
 from network import resnet38_aff
-from tool.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
-from tool.checkpoint import load_weights
-from tool.cli import run_main
-from tool.dist import cleanup, init_distributed, is_main_process
-from tool.psa_train import add_psa_training_args, train_psa, weights_path
-from tool.random_walk import PAIR_RADIUS
-from tool.voc import read_image_list
+from network.pairs import PAIR_RADIUS, min_input_size
+from tool.core.checkpoint import load_weights
+from tool.core.cli import ArgumentParser, positive_float, positive_int, run_main
+from tool.core.dist import cleanup, init_distributed, is_main_process
+from tool.data.classes import labelled_images, optional_labels_path
+from tool.data.voc import read_image_list
+from tool.psa.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
+from tool.psa.training import add_psa_training_args, train_psa, weights_path
 
-MIN_CROP = 8 * (2 * PAIR_RADIUS - 2) + 1  # the pairs need a 9-wide feature map
+MIN_CROP = max(min_input_size())  # the pairs need a 9-wide feature map
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
     data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
@@ -31,7 +32,11 @@ def build_parser():
                       help="low-alpha CRF dicts of infer_cls.py --out_la_crf")
     data.add_argument("--ha_crf_dir", required=True,
                       help="high-alpha CRF dicts of infer_cls.py --out_ha_crf")
-    data.add_argument("--crop_size", type=int, default=CROP_SIZE, help="psa README: 448")
+    data.add_argument("--cls_labels", default=None,
+                      help="image labels, to skip images without a labelled class (infer_cls.py "
+                           "writes no CRF dicts for them; default: <voc12_root>/cls_labels.npy "
+                           "when it exists, else every listed image is used, as psa)")
+    data.add_argument("--crop_size", type=positive_int, default=CROP_SIZE, help="psa README: 448")
     model = p.add_argument_group("model")
     model.add_argument("--weights", default=None,
                        help="initial weights, loaded non-strictly as psa: ImageNet ResNet-38 "
@@ -39,7 +44,8 @@ def build_parser():
                             "random init")
     model.add_argument("--network", default="network.resnet38_aff",
                        help="accepted for psa compatibility; only network.resnet38_aff exists")
-    model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    model.add_argument("--width", type=positive_float, default=1.0,
+                       help="channel multiplier (1.0 = paper)")
     model.add_argument("--train_bn", action="store_true",
                        help="update BatchNorm statistics from batches (for a trunk trained "
                             "from scratch; psa keeps them frozen at the ImageNet values)")
@@ -62,8 +68,9 @@ def main(argv=None):
         parser.error(f"--crop_size must be at least {MIN_CROP} (radius-{PAIR_RADIUS} pairs)")
     dist = init_distributed(args.device)
     torch.manual_seed(args.seed + dist.rank)
-    ids = read_image_list(args.train_list)
-    dataset = AffinityDataset(ids, os.path.join(args.voc12_root, "JPEGImages"),
+    data = labelled_images(args, read_image_list(args.train_list),
+                           optional_labels_path(args.cls_labels, args.voc12_root))
+    dataset = AffinityDataset(data.ids, os.path.join(args.voc12_root, "JPEGImages"),
                               args.la_crf_dir, args.ha_crf_dir, args.crop_size)
     loader = affinity_loader(dataset, args.batch_size, args.num_workers, args.seed, dist.rank,
                              dist.world_size)
@@ -71,7 +78,8 @@ def main(argv=None):
     step, running = train_psa(net, loader, args, dist, affinity_loss, "train_aff")
     if is_main_process():
         losses = ", ".join(f"{k} {v:.4f}" for k, v in running.items())  # loss, bg, fg, neg
-        print(f"train_aff: {step} steps ({losses}), saved {weights_path(args)}")
+        print(f"train_aff: {step} steps ({losses}), saved {weights_path(args)} "
+              f"(images: {data.skipped})")
     cleanup()
 
 

@@ -7,34 +7,36 @@ import argparse
 import os
 
 import torch
-import torch.nn.functional as F
 
 from network import resnet38_cls
-from tool.checkpoint import load_weights
-from tool.cli import run_main
-from tool.cls_data import CROP_SIZE, RESIZE_LONG, ClassifierAugment, classifier_loader
-from tool.dist import cleanup, init_distributed, is_main_process
-from tool.psa_train import add_psa_training_args, train_psa, weights_path
-from tool.voc import load_cls_labels, read_image_list
+from tool.core.checkpoint import load_weights
+from tool.core.cli import ArgumentParser, ordered_pair, positive_float, positive_int, run_main
+from tool.core.dist import cleanup, init_distributed, is_main_process
+from tool.data.classes import add_class_args, labelled_images
+from tool.data.cls_data import (CROP_SIZE, RESIZE_LONG, ClassifierAugment, classifier_loader,
+                                multilabel_loss)
+from tool.data.voc import read_image_list
+from tool.psa.training import add_psa_training_args, train_psa, weights_path
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
     data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
     data.add_argument("--cls_labels", default=None,
                       help="psa cls_labels.npy (default: <voc12_root>/cls_labels.npy)")
-    data.add_argument("--crop_size", type=int, default=CROP_SIZE, help="psa: 448")
-    data.add_argument("--resize_long", type=int, nargs=2, default=list(RESIZE_LONG),
+    data.add_argument("--crop_size", type=positive_int, default=CROP_SIZE, help="psa: 448")
+    data.add_argument("--resize_long", type=positive_int, nargs=2, default=list(RESIZE_LONG),
                       help="psa: random long side in [256, 512]")
     model = p.add_argument_group("model")
     model.add_argument("--weights", default=None,
                        help="initial weights: ImageNet ResNet-38 (MXNet .params or .pth) or "
                             "a classifier checkpoint; none = random init")
-    model.add_argument("--num_classes", type=int, default=resnet38_cls.NUM_CLASSES)
-    model.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    add_class_args(model, with_background=False, found_in="the image labels")
+    model.add_argument("--width", type=positive_float, default=1.0,
+                       help="channel multiplier (1.0 = paper)")
     model.add_argument("--train_bn", action="store_true",
                        help="update BatchNorm statistics from batches (for training from "
                             "scratch; the papers keep them frozen at the ImageNet values)")
@@ -42,35 +44,31 @@ def build_parser():
     return p
 
 
-def build_model(args):
-    net = resnet38_cls.Net(num_classes=args.num_classes, width=args.width)
+def build_model(args, num_classes):
+    net = resnet38_cls.Net(num_classes=num_classes, width=args.width)
     net.freeze_batchnorm = not args.train_bn
     if args.weights:
-        load_weights(net, args.weights, num_classes=args.num_classes, allow_missing=("fc8",))
+        load_weights(net, args.weights, num_classes=num_classes, allow_missing=("fc8",))
     return net
 
 
-def multilabel_loss(scores, targets):
-    """psa's classification loss; no separate terms to show."""
-    return F.multilabel_soft_margin_loss(scores, targets), {}
-
-
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ordered_pair(parser, "--resize_long", args.resize_long)
     dist = init_distributed(args.device)
     torch.manual_seed(args.seed + dist.rank)
     labels_path = args.cls_labels or os.path.join(args.voc12_root, "cls_labels.npy")
-    ids = read_image_list(args.train_list)
-    labels = load_cls_labels(labels_path, args.num_classes)
-    loader = classifier_loader(ids, os.path.join(args.voc12_root, "JPEGImages"), labels,
-                               labels_path, args.batch_size, args.num_workers,
+    data = labelled_images(args, read_image_list(args.train_list), labels_path)
+    loader = classifier_loader(data.ids, os.path.join(args.voc12_root, "JPEGImages"),
+                               data.labels, labels_path, args.batch_size, args.num_workers,
                                ClassifierAugment(args.crop_size, tuple(args.resize_long)),
                                args.seed, dist.rank, dist.world_size)
-    net = build_model(args).to(dist.device)
+    net = build_model(args, data.num_classes).to(dist.device)
     step, running = train_psa(net, loader, args, dist, multilabel_loss, "train_cls")
     if is_main_process():
         print(f"train_cls: {step} steps, last loss {running.get('loss', 0.0):.4f}, saved "
-              f"{weights_path(args)}")
+              f"{weights_path(args)} ({data.num_classes} classes; images: {data.skipped})")
     cleanup()
 
 

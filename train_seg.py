@@ -16,29 +16,30 @@ Example:
       --save_path seg_deeplabv2.pth
 """
 import argparse
-import json
 import os
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
 
-from network import deeplab_largefov, deeplab_v2
-from tool import checkpoint, dist, transforms
-from tool.cli import add_device_arg, progress, run_main
-from tool.io import IGNORE_LABEL, InputError
-from tool.optim import PolyOptimizer, psa_param_groups
-from tool.voc import VOCSegDataset, read_image_list, voc_dirs
+from network.seg_models import MODELS, build_model
+from tool.core import checkpoint, dist
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_float, nonnegative_int,
+                           ordered_pair, positive_float, positive_int, progress, run_main)
+from tool.core.io import InputError, check_output_file, json_line
+from tool.core.optim import psa_optimizer
+from tool.core.train_step import sgd_step
+from tool.data.classes import add_class_args, labelled_images, optional_labels_path
+from tool.data.voc import read_image_list, voc_dirs
+from tool.seg.training import (load_init_weights, resume_training, seg_loss_terms,
+                               seg_train_dataset, seg_train_loader)
 
-MODELS = {"largefov": deeplab_largefov.Net, "deeplabv2": deeplab_v2.Net}
 STATE_SUFFIX = ".state"  # training state for --resume is written beside --save_path
+RESUME_AUTO = "auto"
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--train_list", required=True,
                       help="image ids, bare or psa '/JPEGImages/x.jpg /Seg.../x.png' lines")
@@ -46,14 +47,18 @@ def build_parser():
     data.add_argument("--img_dir", help="image folder (overrides --voc12_root)")
     data.add_argument("--label_dir", required=True,
                       help="label PNGs <id>.png: random-walk, AuxSegNet or ground-truth labels")
-    data.add_argument("--num_classes", type=int, default=deeplab_largefov.NUM_SEG_CLASSES,
-                      help="classes including background (VOC 21)")
-    data.add_argument("--num_workers", type=int, default=2)
+    data.add_argument("--cls_labels", default=None,
+                      help="image labels: the class count, and images without a labelled "
+                           "class are skipped (no pseudo labels are made for them); default: "
+                           "<voc12_root>/cls_labels.npy when it exists")
+    add_class_args(data, with_background=True, found_in="the image labels when there are any")
+    data.add_argument("--num_workers", type=nonnegative_int, default=2,
+                      help="DataLoader processes; 0 loads in the main process (same batches)")
     model = p.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODELS), default="deeplabv2",
                        help="largefov: ResNet-38 + dilated 3x3 head (psa); deeplabv2: "
                             "ResNet-101 + ASPP 6/12/18/24 (InferCam)")
-    model.add_argument("--width", type=float, default=1.0,
+    model.add_argument("--width", type=positive_float, default=1.0,
                        help="channel width multiplier (1.0 = paper; smaller for CPU runs)")
     model.add_argument("--freeze_bn", action=argparse.BooleanOptionalAction, default=True,
                        help="keep BatchNorm statistics and affine parameters fixed "
@@ -63,157 +68,98 @@ def build_parser():
                             "ResNet-101 in torchvision layout) or MXNet .params (ImageNet "
                             "ResNet-38); head layers start from their initialisation")
     optim = p.add_argument_group("optimisation (DeepLab-v2 defaults)")
-    optim.add_argument("--batch_size", type=int, default=10, help="DeepLab-v2: 10")
-    optim.add_argument("--max_iters", type=int, default=20000,
+    optim.add_argument("--batch_size", type=positive_int, default=10, help="DeepLab-v2: 10")
+    optim.add_argument("--max_iters", type=positive_int, default=20000,
                        help="training iterations (DeepLab-v2 VOC: 20k); small for smoke runs")
-    optim.add_argument("--lr", type=float, default=2.5e-4, help="DeepLab-v2 base lr")
-    optim.add_argument("--momentum", type=float, default=0.9, help="DeepLab-v2 SGD momentum")
-    optim.add_argument("--wt_dec", type=float, default=5e-4, help="DeepLab-v2 weight decay")
-    optim.add_argument("--crop_size", type=int, default=321,
+    optim.add_argument("--lr", type=positive_float, default=2.5e-4, help="DeepLab-v2 base lr")
+    optim.add_argument("--momentum", type=nonnegative_float, default=0.9,
+                       help="DeepLab-v2 SGD momentum")
+    optim.add_argument("--wt_dec", type=nonnegative_float, default=5e-4,
+                       help="DeepLab-v2 weight decay")
+    optim.add_argument("--crop_size", type=positive_int, default=321,
                        help="square training crop (DeepLab-v2 VOC: 321; also light on CPU)")
-    optim.add_argument("--scale_range", type=float, nargs=2, default=(0.5, 1.5),
+    optim.add_argument("--scale_range", type=positive_float, nargs=2, default=(0.5, 1.5),
                        metavar=("MIN", "MAX"), help="random image scale (DeepLab-v2: 0.5-1.5)")
     optim.add_argument("--amp", action="store_true",
                        help="mixed precision on CUDA (ignored on CPU); default fp32, as "
                             "the papers trained")
-    optim.add_argument("--seed", type=int, default=0)
+    optim.add_argument("--seed", type=int, default=0,
+                       help="the batch order and augmentation of every step")
     out = p.add_argument_group("output")
     out.add_argument("--save_path", required=True, help="final weights (plain state dict)")
-    out.add_argument("--save_every", type=int, default=1000,
+    out.add_argument("--save_every", type=positive_int, default=1000,
                      help="iterations between training-state saves (<save_path>.state)")
-    out.add_argument("--resume", help="training state to continue from (<save_path>.state)")
-    out.add_argument("--log_every", type=int, default=50, help="iterations between loss lines")
+    out.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None,
+                     help="training state to continue from (no value: <save_path>.state); "
+                          "when none is saved yet, start fresh")
+    out.add_argument("--log_every", type=positive_int, default=50,
+                     help="iterations between loss lines")
     add_device_arg(out)
     return p
 
 
-class SegTrainTransform:
-    """Sample dict (rgb, seg) → (normalised (3, crop, crop) float32, (crop, crop) int64)."""
-
-    def __init__(self, crop_size, scale_range):
-        self.crop_size = crop_size
-        self.scale_range = tuple(scale_range)
-
-    def __call__(self, sample):
-        rng = transforms.worker_rng()
-        scale = rng.uniform(*self.scale_range)
-        image, seg = transforms.random_scale(sample["rgb"], scale, labels=(sample["seg"],))
-        image, seg = transforms.random_hflip(rng, image, seg)
-        image, seg = transforms.random_crop(transforms.normalize(image), self.crop_size, rng,
-                                            labels=(seg,), label_pad=IGNORE_LABEL)
-        return torch.from_numpy(image), torch.from_numpy(seg.astype(np.int64))
-
-
-def seg_loss(logits, target):
-    """Cross-entropy (ignore 255) of logits upsampled bilinearly to the label size."""
-    logits = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear",
-                           align_corners=False)
-    return F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL)
-
-
-def build_model(name, num_classes, width=1.0, freeze_bn=True):
-    return MODELS[name](num_classes=num_classes, width=width, freeze_bn=freeze_bn)
-
-
-def load_init_weights(net, path):
-    """Non-strict load of .pth / .params weights (one report line): keys the network lacks
-    (fc8, fc) are skipped; only the head may stay at its initialisation."""
-    missing, _ = checkpoint.load_weights(net, path, strict=False)
-    head = {name for name, module in net.named_children() if module in net.from_scratch_layers}
-    backbone_missing = [k for k in missing if k.split(".")[0] not in head]
-    if backbone_missing:
-        raise InputError(f"{path}: backbone weights missing for the {type(net).__module__} "
-                         f"network: {checkpoint.summarise_keys(backbone_missing)}")
-
-
-def make_optimizer(net, args):
-    groups = psa_param_groups(net.get_parameter_groups(), args.lr, args.wt_dec)
-    return PolyOptimizer(groups, args.lr, args.wt_dec, args.max_iters, momentum=args.momentum)
-
-
-def train_step(model, optimizer, scaler, images, labels, amp):
-    """One SGD step; returns the loss as a float."""
-    with torch.autocast(device_type=images.device.type, enabled=amp):
-        loss = seg_loss(model(images), labels)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return loss.item()
-
-
-def batches(loader, sampler, start_iter):
-    """Endless (epoch-wise reshuffled) batches."""
-    epoch = start_iter // max(1, len(loader))
-    while True:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
-def make_loader(args, info):
+def make_dataset(args):
     img_dir = args.img_dir or (voc_dirs(args.voc12_root)["images"] if args.voc12_root else None)
     if img_dir is None:
         raise InputError("--img_dir / --voc12_root: give the image folder")
     if not os.path.isdir(args.label_dir):
         raise InputError(f"{args.label_dir}: label folder not found")
-    dataset = VOCSegDataset(read_image_list(args.train_list), img_dir, args.label_dir,
-                            num_classes=args.num_classes,
-                            transform=SegTrainTransform(args.crop_size, args.scale_range))
-    if len(dataset) < args.batch_size * info.world_size:
-        raise InputError(f"{args.train_list}: {len(dataset)} images, fewer than one batch "
-                         f"({args.batch_size} x {info.world_size} processes)")
-    sampler = (DistributedSampler(dataset, info.world_size, info.rank, seed=args.seed)
-               if info.distributed else None)
-    loader = DataLoader(dataset, args.batch_size, shuffle=sampler is None, sampler=sampler,
-                        num_workers=args.num_workers, drop_last=True,
-                        pin_memory=info.device.type == "cuda",
-                        persistent_workers=args.num_workers > 0)
-    return loader, sampler
+    data = labelled_images(args, read_image_list(args.train_list),
+                           optional_labels_path(args.cls_labels, args.voc12_root))
+    if dist.is_main_process():
+        print(f"train_seg: {len(data.ids)} images, {data.num_classes + 1} classes with "
+              f"background ({data.skipped})")
+    return seg_train_dataset(data.ids, img_dir, args.label_dir, data.num_classes + 1,
+                             args.crop_size, args.scale_range)
 
 
-def resume(path, net, optimizer, scaler):
-    """Restore a training state; returns the iteration to continue from. The AMP scale is
-    kept only when both runs use AMP."""
-    state = checkpoint.load_training_state(path, net, optimizer)
-    saved_scaler = state["extra"].get("scaler")
-    if scaler.is_enabled() and saved_scaler:
-        scaler.load_state_dict(saved_scaler)
-    return state["step"]
+def resume_path(args):
+    """The training state --resume continues from, or None for a fresh start."""
+    if not args.resume:
+        return None
+    path = args.save_path + STATE_SUFFIX if args.resume == RESUME_AUTO else args.resume
+    return checkpoint.existing_training_state(path, "train_seg")
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ordered_pair(parser, "--scale_range", args.scale_range)
+    state_path = args.save_path + STATE_SUFFIX
+    for path in (args.save_path, state_path):
+        check_output_file(path, "--save_path")
     info = dist.init_distributed(args.device)
     torch.manual_seed(args.seed + info.rank)
-    loader, sampler = make_loader(args, info)
-    net = build_model(args.model, args.num_classes, args.width, args.freeze_bn)
+    dataset = make_dataset(args)
+    net = build_model(args.model, dataset.dataset.num_classes, args.width, args.freeze_bn)
     main_proc = dist.is_main_process()
-    if args.init_weights and not args.resume:
+    saved = resume_path(args)
+    if args.init_weights and saved is None:
         load_init_weights(net, args.init_weights)
     net.to(info.device).train()
-    optimizer = make_optimizer(net, args)
+    optimizer = psa_optimizer(net, args.lr, args.wt_dec, args.max_iters, args.momentum)
     amp = args.amp and info.device.type == "cuda"
     scaler = torch.amp.GradScaler(info.device.type, enabled=amp)
-    start = resume(args.resume, net, optimizer, scaler) if args.resume else 0
+    start = resume_training(saved, net, optimizer, scaler) if saved else 0
     model = DistributedDataParallel(net) if info.distributed else net
-    state_path = args.save_path + STATE_SUFFIX
+    loader = seg_train_loader(dataset, args.batch_size, args.seed, info, start, args.max_iters,
+                              args.num_workers, args.train_list)
+    per_epoch, data = loader.batch_sampler.per_epoch, iter(loader)
     bar = progress(range(start, args.max_iters), "train_seg", total=args.max_iters - start,
                    disable=not main_proc)
-    data = batches(loader, sampler, start)
     loss = float("nan")
     for it in bar:
         images, labels = next(data)
-        loss = train_step(model, optimizer, scaler, images.to(info.device),
-                          labels.to(info.device), amp)
+        loss = sgd_step(model, optimizer, images.to(info.device), labels.to(info.device),
+                        seg_loss_terms, scaler, amp, iteration=it + 1)["loss"]
         done = it + 1
         if main_proc and (done % args.log_every == 0 or done == args.max_iters):
             lr = optimizer.param_groups[0]["lr"]
-            bar.write(json.dumps({"iter": done, "loss": round(loss, 5), "lr": lr}))
+            bar.write(json_line({"iter": done, "loss": round(loss, 5), "lr": lr}))
         if main_proc and (done % args.save_every == 0 and done < args.max_iters):
-            checkpoint.save_training_state(state_path, net, optimizer, done // len(loader),
-                                           done, scaler=scaler.state_dict())
+            checkpoint.save_training_state(state_path, net, optimizer, done // per_epoch,
+                                           done, scaler=scaler.state_dict(),
+                                           rng=torch.get_rng_state())
     if main_proc:
         checkpoint.save_checkpoint(args.save_path, net.state_dict())
         print(f"train_seg: {args.model} trained to iteration {args.max_iters} "

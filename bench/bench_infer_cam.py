@@ -12,11 +12,11 @@ import torch
 
 from common import RUNS, Timing, golden, recipe_net
 from network import resnet38_cls
-from tool import infercam
-from tool.cam import (CAM_SCALES, multiscale_cam, normalize_cam, present_classes,
-                      scaled_inputs, summed_cams, with_flips)
-from tool.io import read_image
-from tool.precision import PRECISIONS
+from tool.cam import infercam
+from tool.cam.multiscale import (CAM_SCALES, multiscale_cam, normalize_cam, present_classes,
+                                 scaled_inputs, summed_cams, with_flips)
+from tool.core.io import read_image
+from tool.core.precision import PRECISIONS
 
 ALL_IMAGES = ("2007_000001", "2007_000002", "2007_000003", "2007_000004")
 # One image without repeated crops (1 class: four different crops) and one with (3 classes:

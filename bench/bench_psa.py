@@ -11,11 +11,11 @@ import torch
 
 from common import conv_gflop, peak_rss_increase, real_photo, recipe_net, timed
 from network import resnet38_aff, resnet38_cls
-from tool import cam as camlib
-from tool import random_walk as rw
-from tool.fusion import fuse_cam_saliency
-from tool.io import IGNORE_LABEL
-from tool.precision import PRECISIONS, precision_context
+from tool.auxsegnet.fusion import fuse_cam_saliency
+from tool.cam import multiscale as camlib
+from tool.core.io import IGNORE_LABEL
+from tool.core.precision import PRECISIONS, precision_context
+from tool.psa import random_walk as rw
 
 CPU = torch.device("cpu")
 WARMUP_HW = (64, 64)  # a small forward first: one-off start-up costs stay out of the runs

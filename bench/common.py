@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # golden.py: the recipe weights and the data paths
 import golden  # noqa: E402
-from tool.io import read_image, read_label_png  # noqa: E402
+from tool.core.io import read_image, read_label_png  # noqa: E402
 
 RUNS = 3  # timed runs per figure (after one warm-up)
 PEAK_SIZE = 2048  # square matmul for the peaks

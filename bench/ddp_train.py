@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from network import resnet38_cls
-from tool.dist import cleanup, init_distributed
+from tool.core.dist import cleanup, init_distributed
 
 LR = 1e-5
 

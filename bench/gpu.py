@@ -16,10 +16,10 @@ import bench_infer_cam
 import bench_train
 from common import golden, real_photo, recipe_net, sync, timed
 from network import resnet38_aff, resnet38_cls
-from tool import cam as camlib
-from tool import infercam
-from tool import random_walk as rw
-from tool.precision import PRECISIONS
+from tool.cam import infercam
+from tool.cam import multiscale as camlib
+from tool.core.precision import PRECISIONS
+from tool.psa import random_walk as rw
 
 TRAIN_BATCH = 8
 TRAIN_RUNS = 5

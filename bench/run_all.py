@@ -19,8 +19,7 @@ import bench_infer_cam
 import bench_psa
 import bench_train
 import gpu
-from common import (Timing, have_shared, load_text, machine_text, matmul_peak, ratio_text,
-                    golden)
+from common import Timing, golden, have_shared, load_text, machine_text, matmul_peak, ratio_text
 
 
 def summed(*timings):

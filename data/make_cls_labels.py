@@ -7,7 +7,6 @@ multi-hot): for VOC from the Annotations XML of every id in the lists (every obj
     python data/make_cls_labels.py --coco_instances instances_train2014.json \
         instances_val2014.json --out cls_labels_coco.npy
 """
-import argparse
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -17,10 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_cls_labels.py`
 
-from tool.cli import progress, run_main  # noqa: E402
-from tool.coco import image_labels_from_instances  # noqa: E402
-from tool.io import InputError, save_npy  # noqa: E402
-from tool.voc import NUM_CLASSES, VOC_CLASSES, read_image_list, voc_dirs  # noqa: E402
+from tool.core.cli import ArgumentParser, progress, run_main  # noqa: E402
+from tool.core.io import InputError, check_output_file, save_npy  # noqa: E402
+from tool.data.coco import image_labels_from_instances  # noqa: E402
+from tool.data.voc import NUM_CLASSES, VOC_CLASSES, read_image_list, voc_dirs  # noqa: E402
 
 CLASS_INDEX = {name: index for index, name in enumerate(VOC_CLASSES)}
 
@@ -62,7 +61,7 @@ def coco_cls_labels(json_paths):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--voc12_root", help="VOC2012 devkit folder (reads Annotations/)")
     source.add_argument("--coco_instances", nargs="+",
@@ -78,6 +77,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_output_file(args.out, "--out")
     if args.coco_instances:
         labels = coco_cls_labels(args.coco_instances)
     else:

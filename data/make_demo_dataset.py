@@ -10,7 +10,6 @@ detector gives (blurred object masks with missed parts, a weak false blob and no
 
     python data/make_demo_dataset.py --root demo_data --seed 0
 """
-import argparse
 import colorsys
 import sys
 import time
@@ -24,10 +23,10 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_demo_dataset.py`
 
-from tool.cli import positive_int, run_main  # noqa: E402
-from tool.io import (IGNORE_LABEL, atomic_path, save_gray_png, save_label_png,  # noqa: E402
-                     save_npy, save_rgb, save_text)
-from tool.voc import VOC_CLASSES  # noqa: E402
+from tool.core.cli import ArgumentParser, positive_int, run_main  # noqa: E402
+from tool.core.io import (IGNORE_LABEL, atomic_path, check_output_folder,  # noqa: E402
+                          save_gray_png, save_label_png, save_npy, save_rgb, save_text)
+from tool.data.voc import VOC_CLASSES  # noqa: E402
 
 NUM_TRAIN = 160
 NUM_VAL = 40
@@ -392,7 +391,7 @@ def make_demo_dataset(root, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="demo_data", help="output folder (VOC layout)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     parser.add_argument("--num_train", type=positive_int, default=NUM_TRAIN,
@@ -403,6 +402,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not MIN_SIDE <= args.min_size <= args.max_size:
         parser.error(f"need {MIN_SIDE} <= --min_size <= --max_size")
+    check_output_folder(args.root, "--root")
     start = time.perf_counter()
     splits = make_demo_dataset(args.root, args.seed, args.num_train, args.num_val, args.min_size, args.max_size)
     print(f"demo dataset: {len(splits['train'])} train + {len(splits['val'])} val images in {args.root} "

@@ -7,7 +7,6 @@ wherever VOC has one).
         --sbd_root benchmark_RELEASE --out train_aug.txt \
         --label_dir VOCdevkit/VOC2012/SegmentationClassAug
 """
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -17,10 +16,10 @@ import scipy.io
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_train_aug.py`
 
-from tool.cli import progress, run_main  # noqa: E402
-from tool.io import (InputError, output_done, read_label_png, save_label_png,  # noqa: E402
-                     save_text)
-from tool.voc import NUM_CLASSES, find_label, read_image_list  # noqa: E402
+from tool.core.cli import ArgumentParser, progress, run_main  # noqa: E402
+from tool.core.io import (InputError, check_output_file, output_done, read_label_png,  # noqa: E402
+                          save_label_png, save_text)
+from tool.data.voc import NUM_CLASSES, find_label, read_image_list  # noqa: E402
 
 VOC_SPLITS = os.path.join("ImageSets", "Segmentation")
 
@@ -87,7 +86,7 @@ def write_aug_labels(label_dir, sbd_ids, sbd_cls_dir, voc_ids, voc_label_dir, ov
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--voc12_root", required=True,
                         help="VOC2012 folder (ImageSets/Segmentation/{train,val}.txt)")
     parser.add_argument("--sbd_root", required=True,
@@ -104,6 +103,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_output_file(args.out, "--out")
     sbd = sbd_dataset_dir(args.sbd_root)
     sbd_ids = read_image_list(os.path.join(sbd, "train.txt")) + \
         read_image_list(os.path.join(sbd, "val.txt"))

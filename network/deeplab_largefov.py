@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from network import resnet38d
-from network.resnet38_cls import parameter_groups
+from network.param_groups import parameter_groups
 
 NUM_SEG_CLASSES = 21  # VOC background + 20 classes
 HEAD_CHANNELS = 512

@@ -9,7 +9,7 @@ ResNet-101 weights load with a non-strict load (missing: `aspp.*`; unused: `fc.*
 import torch.nn as nn
 
 from network.deeplab_largefov import NUM_SEG_CLASSES
-from network.resnet38_cls import parameter_groups
+from network.param_groups import parameter_groups
 from network.resnet101 import ResNet101
 
 ASPP_DILATIONS = (6, 12, 18, 24)  # DeepLab-v2 ASPP-L

@@ -7,8 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from network import resnet38d
-from network.resnet38_cls import parameter_groups
-from tool.random_walk import PAIR_RADIUS, dense_affinity, get_indices_of_pairs
+from network.pairs import PAIR_RADIUS, dense_affinity, get_indices_of_pairs
+from network.param_groups import parameter_groups
 
 # Output channels of f8_3, f8_4, f8_5 at width 1.0 (64 + 128 + 256 = 448 into f9).
 FEATURE_CHANNELS = {"conv4": 64, "conv5": 128, "conv6": 256}

@@ -4,6 +4,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from network import resnet38d
+from network.param_groups import parameter_groups
 
 NUM_CLASSES = 20  # VOC foreground classes
 
@@ -27,15 +28,3 @@ class Net(resnet38d.Net):
 
     def get_parameter_groups(self):
         return parameter_groups(self, self.from_scratch_layers)
-
-
-def parameter_groups(net, new_layers):
-    """psa's four groups of trainable parameters: (backbone weights, backbone biases, new
-    weights, new biases); the optimiser gives them 1×, 2×, 10×, 20× the base learning rate
-    (no weight decay on biases). Trained BatchNorm parameters count as backbone ones."""
-    new_ids = {id(p) for layer in new_layers for p in layer.parameters()}
-    groups = ([], [], [], [])
-    for name, param in net.named_parameters():
-        if param.requires_grad:
-            groups[(2 if id(param) in new_ids else 0) + name.endswith("bias")].append(param)
-    return groups

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from golden import (GOLDEN, assert_close, golden_threads,  # noqa: F401 (fixture)
-                    load_golden, load_recipe, needs_golden)
+from golden import (GOLDEN, assert_close, golden_threads, load_golden,  # noqa: F401 (fixture)
+                    load_recipe, needs_golden)
 from network.AuxSegNet import SegNet
-from tool import auxsegnet
-from tool.io import read_image, read_saliency
-from tool.voc import load_cls_labels, read_image_list
+from tool.auxsegnet import infer, pgt
+from tool.core.io import read_image, read_saliency
+from tool.data.voc import load_cls_labels, read_image_list
 
 pytestmark = [needs_golden, pytest.mark.usefixtures("golden_threads")]
 DATASET = GOLDEN / "dataset"
@@ -73,14 +73,14 @@ def test_pseudo_label_update_matches_gen_pgt(net, dataset):
     g = load_golden("e2e_auxsegnet_gen_pgt.npz")
     for img_id, rgb, sal_in, label in dataset:
         np.testing.assert_array_equal(sal_in, g[f"{img_id}__sal_in"])
-        refined_cam, ref_sal = auxsegnet.update_scores(net, rgb)
+        refined_cam, ref_sal = pgt.update_scores(net, rgb)
         assert_close(refined_cam, g[f"{img_id}__refined_cam_up"], rtol=0, atol=CAM_ATOL,
                      name=f"{img_id} refined cam")
         assert_close(ref_sal, g[f"{img_id}__ref_sal_up"], name=f"{img_id} refined saliency")
-        fused = auxsegnet.fused_saliency(rgb, ref_sal, sal_in)
+        fused = pgt.fused_saliency(rgb, ref_sal, sal_in)
         assert_close(fused, g[f"{img_id}__fused_sal_post_crf"][0], rtol=0, atol=CRF_ATOL,
                      name=f"{img_id} fused saliency")
-        sal_png, seg = auxsegnet.updated_labels(rgb, refined_cam, ref_sal, sal_in, label)
+        sal_png, seg = pgt.updated_labels(rgb, refined_cam, ref_sal, sal_in, label)
         off = np.abs(sal_png.astype(int) - g[f"{img_id}__sal_pgt_png"].astype(int))
         near_integer = np.abs(255 * fused - np.round(255 * fused)) < 1e-4
         assert off.max() <= 1 and np.all(near_integer[off == 1]), img_id
@@ -90,15 +90,15 @@ def test_pseudo_label_update_matches_gen_pgt(net, dataset):
 def test_prediction_matches_infer_auxaff_with_and_without_crf(net, dataset):
     g = load_golden("e2e_auxsegnet_infer.npz")
     for img_id, rgb, _, _ in dataset:
-        pred, probs = auxsegnet.predict_segmentation(net, rgb, use_crf=False)
+        pred, probs = infer.predict_segmentation(net, rgb, use_crf=False)
         assert_close(probs, g[f"{img_id}__prob"], name=f"{img_id} prob")
         _assert_labels_match(pred, probs, g[f"nocrf__{img_id}__pred_png"], img_id)
         # the CRF stage alone, on the original's probabilities
-        _, crf_scores = auxsegnet.label_from_probs(rgb, g[f"{img_id}__prob"], use_crf=True)
+        _, crf_scores = infer.label_from_probs(rgb, g[f"{img_id}__prob"], use_crf=True)
         assert_close(crf_scores, g[f"{img_id}__crf_output"], rtol=0, atol=CRF_ATOL,
                      name=f"{img_id} crf")
         # on our probabilities: ten mean-field iterations amplify their tiny differences
-        pred, crf_scores = auxsegnet.label_from_probs(rgb, probs, use_crf=True)
+        pred, crf_scores = infer.label_from_probs(rgb, probs, use_crf=True)
         assert_close(crf_scores, g[f"{img_id}__crf_output"], rtol=0, atol=CRF_OWN_PROBS_ATOL,
                      name=f"{img_id} crf from our probabilities")
         _assert_labels_match(pred, crf_scores, g[f"crf__{img_id}__pred_png"], img_id)

@@ -14,8 +14,8 @@ import run_iterations
 import train_AuxAff
 from data.make_demo_dataset import make_demo_dataset
 from network import resnet38_cls
-from tool.checkpoint import read_checkpoint, save_checkpoint
-from tool.io import InputError, save_gray_png
+from tool.core.checkpoint import read_checkpoint, save_checkpoint
+from tool.core.io import InputError, save_gray_png
 
 WIDTH = "0.125"
 
@@ -60,6 +60,17 @@ def test_training_writes_weights_log_and_state(trained):
     assert (out / "AuxSegNet_state.pth").is_file()
     state = read_checkpoint(final)
     assert state["seg_conv4.weight"].shape == (21, 16, 1, 1)
+
+
+def test_training_runs_max_step_plus_one_iterations_as_released(voc, tmp_path):
+    """4 images, batch 2, one epoch: max_step 2, then the released loop's extra iteration
+    at the lr frozen at max_step."""
+    train_AuxAff.main(train_args(voc, tmp_path, "--num_epochs", "1"))
+    log = json.loads((tmp_path / "AuxSegNet_log.json").read_text())
+    assert [r["iter"] for r in log] == [1, 2, 3]
+    assert [r["max_step"] for r in log] == [2, 2, 2]
+    assert log[0]["lr"] > log[1]["lr"] == log[2]["lr"]
+    assert torch.load(tmp_path / "AuxSegNet_state.pth", weights_only=True)["step"] == 3
 
 
 def test_resume_continues_exactly(voc, tmp_path, trained):

@@ -4,33 +4,33 @@ import pytest
 import torch
 
 from network.resnet38d import normalize_image
-from tool import auxsegnet
+from tool.auxsegnet import training
 
 
 def test_epoch_batches_share_one_scale_and_cover_the_epoch():
-    batches = auxsegnet.epoch_batches(11, 4, epoch=0, seed=3)
+    batches = training.epoch_batches(11, 4, epoch=0, seed=3)
     assert len(batches) == 2 and all(len(b) == 4 for b in batches)
     indices = [i for b in batches for i, _, _ in b]
     assert len(set(indices)) == 8 and set(indices) <= set(range(11))
     for batch in batches:
         scales = {s for _, s, _ in batch}
         assert len(scales) == 1 and 0.7 <= scales.pop() <= 1.3
-    assert batches == auxsegnet.epoch_batches(11, 4, epoch=0, seed=3)
-    assert batches != auxsegnet.epoch_batches(11, 4, epoch=1, seed=3)
+    assert batches == training.epoch_batches(11, 4, epoch=0, seed=3)
+    assert batches != training.epoch_batches(11, 4, epoch=1, seed=3)
 
 
 def test_ranks_split_every_batch():
-    whole = auxsegnet.epoch_batches(12, 4, epoch=2)
-    parts = [auxsegnet.epoch_batches(12, 4, epoch=2, rank=r, world_size=2) for r in (0, 1)]
+    whole = training.epoch_batches(12, 4, epoch=2)
+    parts = [training.epoch_batches(12, 4, epoch=2, rank=r, world_size=2) for r in (0, 1)]
     for b, (p0, p1) in enumerate(zip(*parts)):
         assert sorted(p0 + p1) == sorted(whole[b]) and len(p0) == len(p1) == 2
 
 
 def test_batch_plan_resumes_mid_run():
-    full = list(auxsegnet.BatchPlan(10, 4, 0, 7))
+    full = list(training.BatchPlan(10, 4, 0, 7))
     assert len(full) == 7
-    assert list(auxsegnet.BatchPlan(10, 4, 3, 7)) == full[3:]
-    assert full[2] == auxsegnet.epoch_batches(10, 4, epoch=1)[0]  # 2 batches per epoch
+    assert list(training.BatchPlan(10, 4, 3, 7)) == full[3:]
+    assert full[2] == training.epoch_batches(10, 4, epoch=1)[0]  # 2 batches per epoch
 
 
 def _toy_sample():
@@ -49,7 +49,7 @@ def test_augment_pads_at_top_left_and_binarises_saliency(pad):
     rgb, seg, sal = _toy_sample()
     flipped = set()
     for seed in range(8):
-        img, lab, bin_sal = auxsegnet.augment(rgb, seg, sal, 1.0, np.random.default_rng(seed),
+        img, lab, bin_sal = training.augment(rgb, seg, sal, 1.0, np.random.default_rng(seed),
                                               32, label_pad=pad)
         assert img.shape == (3, 32, 32) and lab.shape == bin_sal.shape == (32, 32)
         assert np.all(img[:, 20:] == 0) and np.all(img[:, :, 30:] == 0)
@@ -72,9 +72,9 @@ def test_loss_is_the_weighted_sum_of_five_terms():
     seg[0, :4] = 255
     batch = {"seg": seg, "sal": (torch.rand(2, 16, 16) > 0.5).float(),
              "label": (torch.rand(2, 20) > 0.7).float()}
-    total, terms = auxsegnet.training_loss(outputs, batch)
+    total, terms = training.training_loss(outputs, batch)
     assert total.item() == pytest.approx(sum(terms.values()), rel=1e-6)
-    weighted, _ = auxsegnet.training_loss(outputs, batch, auxsegnet.LossWeights(2.0, 0.0, 1.0))
+    weighted, _ = training.training_loss(outputs, batch, training.LossWeights(2.0, 0.0, 1.0))
     expected = 2 * terms["cls"] + terms["init_seg"] + terms["refined_seg"]
     assert weighted.item() == pytest.approx(expected, rel=1e-6)
     assert all(v > 0 for v in terms.values())

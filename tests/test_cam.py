@@ -6,7 +6,7 @@ from PIL import Image
 
 from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
 from network import resnet38_cls
-from tool import cam as camlib
+from tool.cam import multiscale as camlib
 
 IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 

@@ -9,9 +9,9 @@ import torch.nn as nn
 
 from network import resnet38_cls, resnet38d
 from test_mxnet_params import mxnet_name, write_params
-from tool.checkpoint import (load_training_state, load_weights, read_checkpoint,
-                             save_checkpoint, save_training_state, summarise_keys)
-from tool.io import InputError
+from tool.core.checkpoint import (load_training_state, load_weights, read_checkpoint,
+                                  save_checkpoint, save_training_state, summarise_keys)
+from tool.core.io import InputError
 
 WIDTH = 0.125
 
@@ -192,8 +192,7 @@ def test_save_checkpoint_is_plain_cpu_and_atomic(tmp_path, cls_state, monkeypatc
     assert list(torch.load(path, weights_only=True)) == list(cls_state)
 
     def save_half_then_fail(obj, f):
-        with open(f, "wb") as out:
-            out.write(b"partial")
+        f.write(b"partial")  # save_checkpoint hands torch.save an open temporary file
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(torch, "save", save_half_then_fail)

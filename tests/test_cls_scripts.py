@@ -8,9 +8,9 @@ import torch
 import infer_cls
 import train_cls
 from network import resnet38_aff
-from tool.io import InputError, load_cam_dict, read_label_png
-from tool.checkpoint import save_checkpoint
-from tool.voc import load_cls_labels
+from tool.core.checkpoint import save_checkpoint
+from tool.core.io import InputError, load_cam_dict, read_label_png
+from tool.data.voc import load_cls_labels
 
 TRAIN_ARGS = ["--width", "0.125", "--crop_size", "64", "--resize_long", "64", "96",
               "--batch_size", "4", "--num_workers", "0", "--max_epoches", "2"]

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from golden import GOLDEN, load_golden, needs_golden
-from tool import crf
+from tool.seg import crf
 
 CRF_ATOL = 1e-4  # golden README §5: CRF outputs
 IDS = ("2007_000001", "2007_000002", "2007_000003", "2007_000004")
@@ -67,30 +67,6 @@ def test_crf_keeps_a_confident_uniform_image_unchanged():
     q = crf.crf_inference(img, probs, labels=2)
     np.testing.assert_allclose(q.sum(axis=0), 1, atol=1e-5)
     assert (q.argmax(axis=0) == 1).all()
-
-
-def test_map_with_workers_preserves_order_inline_and_pooled():
-    items = [-3, 5, -1, 4, -9, 2, -6]
-    expected = [3, 5, 1, 4, 9, 2, 6]
-    assert list(crf.map_with_workers(abs, items, workers=1)) == expected
-    # a builtin keeps the worker start-up cheap: the children need not import this module
-    assert list(crf.map_with_workers(abs, items, workers=2)) == expected
-
-
-def test_map_with_workers_pulls_items_lazily():
-    """The pool takes a few items per worker ahead of the results, not the whole iterator."""
-    pulled = []
-
-    def items():
-        for i in range(100):
-            pulled.append(i)
-            yield -i
-
-    results = crf.map_with_workers(abs, items(), workers=2)
-    assert next(results) == 0
-    assert len(pulled) == 2 * crf.ITEMS_IN_FLIGHT_PER_WORKER
-    assert list(results) == list(range(1, 100))
-    assert len(pulled) == 100
 
 
 @needs_golden

@@ -13,8 +13,8 @@ from scipy import ndimage
 
 from data.make_cls_labels import voc_cls_labels
 from data.make_demo_dataset import MAX_SIZE, MIN_SIZE, main, make_demo_dataset
-from tool.io import read_label_png, read_saliency, voc_palette
-from tool.voc import VOC_CLASSES, load_cls_labels, read_image_list, voc_dirs
+from tool.core.io import read_label_png, read_saliency, voc_palette
+from tool.data.voc import VOC_CLASSES, load_cls_labels, read_image_list, voc_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_TRAIN, NUM_VAL = 12, 4

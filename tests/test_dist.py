@@ -1,12 +1,12 @@
-"""tool/dist.py: --shard parsing, deterministic interleaved shards, torchrun ranks."""
+"""tool/core/dist.py: --shard parsing, deterministic interleaved shards, torchrun ranks."""
 import argparse
 
 import pytest
 import torch
 
-from tool import dist
-from tool.cli import resolve_device
-from tool.io import InputError
+from tool.core import dist
+from tool.core.cli import resolve_device
+from tool.core.io import InputError
 
 IDS = [f"2007_{i:06d}" for i in range(11)]
 

@@ -8,8 +8,10 @@ import pytest
 
 import eval_seg
 from golden import TESTDATA
-from tool.cli import run_main
-from tool.io import InputError, read_label_png, save_label_png, save_npy
+from tool.core.cli import run_main
+from tool.core.io import InputError, read_label_png, save_label_png, save_npy
+from tool.data.classes import segmentation_class_names
+from tool.seg import evaluate
 
 VOC_REAL = TESTDATA / "voc_real"
 VOC_MASKS = VOC_REAL / "SegmentationClass"
@@ -57,8 +59,8 @@ def test_known_perturbation(tmp_path):
     iou_cls = 100 * (total[cls] - n) / total[cls]
     iou_bg = 100 * total[0] / (total[0] + n)
     expected = (100 * (len(present) - 2) + iou_cls + iou_bg) / len(present)
-    result = eval_seg.evaluate_folder(ids, VOC_MASKS, pred_dir)
-    name = eval_seg.VOC_SEG_CLASSES[cls]
+    result = evaluate.evaluate_folder(ids, VOC_MASKS, pred_dir)
+    name = segmentation_class_names(20)[cls]
     assert result["iou"][name] == pytest.approx(iou_cls, abs=1e-4)
     assert result["iou"]["background"] == pytest.approx(iou_bg, abs=1e-4)
     assert result["precision"][name] == 100.0
@@ -103,7 +105,7 @@ def test_sweep_picks_the_separating_threshold(tmp_path, capsys):
                    "--type", "cam", "--sweep", "--json_out", str(out)])
     result = json.loads(out.read_text())
     sweep = result["sweep"]
-    assert sweep["thresholds"] == list(eval_seg.SWEEP_THRESHOLDS)
+    assert sweep["thresholds"] == list(evaluate.SWEEP_THRESHOLDS)
     assert sweep["best_threshold"] == 0.3 and sweep["best_miou"] == 100.0
     assert sweep["miou"][sweep["thresholds"].index(0.35)] < 100.0  # object lost above 0.32
     assert result["bg_threshold"] == 0.2 and result["miou"] < 100.0
@@ -124,7 +126,7 @@ def test_wrong_size_cam_names_the_file(tmp_path):
     list_path, gt_dir, cam_dir = cam_fixture(tmp_path)
     save_npy(cam_dir / "a.npy", {2: np.zeros((4, 5), np.float32)})
     with pytest.raises(InputError, match=r"a\.npy: map of class 2 has size"):
-        eval_seg.evaluate_folder(["a", "b"], gt_dir, cam_dir, kind="cam")
+        evaluate.evaluate_folder(["a", "b"], gt_dir, cam_dir, kind="cam")
 
 
 def test_wrong_size_png_exits_with_one_line(tmp_path, capsys):
@@ -143,7 +145,7 @@ def test_wrong_size_png_exits_with_one_line(tmp_path, capsys):
 def test_sweep_needs_cam_type(tmp_path):
     list_path, gt_dir, cam_dir = cam_fixture(tmp_path)
     with pytest.raises(InputError, match="--sweep"):
-        eval_seg.evaluate_folder(["a"], gt_dir, cam_dir, kind="png", thresholds=[0.1])
+        evaluate.evaluate_folder(["a"], gt_dir, cam_dir, kind="png", thresholds=[0.1])
 
 
 def test_crf_dicts_use_their_keys_as_labels(tmp_path):
@@ -153,7 +155,7 @@ def test_crf_dicts_use_their_keys_as_labels(tmp_path):
     object_score[:, :3] = 0.9
     save_npy(crf_dir / "a.npy", {0: 1 - object_score, 3: object_score})
     save_npy(crf_dir / "b.npy", {0: np.ones((2, 3), np.float32)})
-    assert eval_seg.evaluate_folder(["a", "b"], gt_dir, crf_dir, kind="crf")["miou"] == 100.0
+    assert evaluate.evaluate_folder(["a", "b"], gt_dir, crf_dir, kind="crf")["miou"] == 100.0
     save_npy(crf_dir / "b.npy", {21: np.ones((2, 3), np.float32)})
     with pytest.raises(InputError, match=r"b\.npy: dict key 21 out of range"):
-        eval_seg.evaluate_folder(["a", "b"], gt_dir, crf_dir, kind="crf")
+        evaluate.evaluate_folder(["a", "b"], gt_dir, crf_dir, kind="crf")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from golden import load_golden, needs_golden
-from tool.crf import crf_for_sal
-from tool.fusion import fuse_cam_saliency
+from tool.auxsegnet.fusion import fuse_cam_saliency
+from tool.seg.crf import crf_for_sal
 
 
 @needs_golden
@@ -58,3 +58,16 @@ def test_gen_pgt_saliency_crf_then_fusion_matches_auxsegnet(img_id):
     np.testing.assert_allclose(sal, g[f"{img_id}__fused_sal_post_crf"], rtol=0, atol=1e-4)
     pgt = fuse_cam_saliency(g[f"{img_id}__refined_cam_up"], sal, data[f"{img_id}__label"])
     np.testing.assert_array_equal(pgt, g[f"{img_id}__pgt"])
+
+
+def test_fusion_of_80_class_cams():
+    """COCO: an (80, H, W) CAM stack and an 80-dim label give labels up to 80."""
+    cams = np.zeros((80, 1, 4), np.float32)
+    cams[79] = [0.9, 0.1, 0.0, 0.0]
+    cams[45] = [0.5, 0.6, 0.0, 0.9]
+    label = np.zeros(80, np.float32)
+    label[[45, 79]] = 1
+    sal = np.array([[0.5, 0.5, 0.5, 0.5]])
+    np.testing.assert_array_equal(fuse_cam_saliency(cams, sal, label), [[80, 46, 255, 46]])
+    label[45] = 0
+    np.testing.assert_array_equal(fuse_cam_saliency(cams, sal, label), [[80, 255, 255, 255]])

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,11 +14,11 @@ import split_img
 from data.make_demo_dataset import make_demo_dataset
 from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
 from network import resnet38_cls
-from tool import infercam
-from tool.cam import scaled_inputs, with_flips
-from tool.checkpoint import save_checkpoint
-from tool.io import InputError, load_cam_dict, read_image, save_npy
-from tool.voc import load_cls_labels, read_image_list
+from tool.cam import infercam
+from tool.cam.multiscale import scaled_inputs, with_flips
+from tool.core.checkpoint import save_checkpoint
+from tool.core.io import InputError, load_cam_dict, read_image, save_npy
+from tool.data.voc import load_cls_labels, read_image_list
 
 IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 CAM_ATOL = 5e-5  # golden README §5, normalised CAMs
@@ -245,7 +244,7 @@ def demo_args(demo, *extra):
 def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
     split_dir, heat = tmp_path / "split", tmp_path / "heat"
     split_img.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam",
-                             str(tmp_path / "cam0"), "--heatmap", str(heat)))
+                             str(tmp_path / "base_cam"), "--heatmap", str(tmp_path / "base_heat")))
     labels = load_cls_labels(demo / "cls_labels.npy")
     ids = read_image_list(demo / "train.txt")
     for img_id in ids:
@@ -256,9 +255,9 @@ def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
             crop = read_image(split_dir / f"{img_id}_{n}.jpg")
             assert crop.shape == infercam.crop(rgb, box).shape
     outs = {flags: tmp_path / f"cam{len(flags)}" for flags in ((), ("--lossless_crops",))}
-    for flags, out in outs.items():
+    for flags, out in outs.items():  # each output folder holds one setting's results
         infer_cam.main(demo_args(demo, "--split_path", str(split_dir), *flags,
-                                 "--out_cam", str(out), "--heatmap", str(heat)))
+                                 "--out_cam", str(out), "--heatmap", str(heat / out.name)))
     for img_id in ids:
         classes = np.nonzero(labels[img_id])[0].tolist()
         shape = read_image(demo / "JPEGImages" / f"{img_id}.jpg").shape[:2]
@@ -268,10 +267,12 @@ def test_scripts_end_to_end_on_demo_data(demo, tmp_path):
             for cam in cams.values():
                 assert cam.shape == shape and cam.dtype == np.float32
                 assert cam.min() >= 0 and cam.max() <= 1
-    assert len(list(heat.glob("*.jpg"))) == sum(len(np.nonzero(labels[i])[0]) for i in ids)
+    assert len(list((heat / "cam0").glob("*.jpg"))) == sum(len(np.nonzero(labels[i])[0])
+                                                          for i in ids)
     lossless = outs[("--lossless_crops",)]
     stamp = os.path.getmtime(lossless / f"{ids[0]}.npy")
-    infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(lossless)))
+    infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--lossless_crops",
+                             "--out_cam", str(lossless)))
     assert os.path.getmtime(lossless / f"{ids[0]}.npy") == stamp
     assert not [f for d in (split_dir, *outs.values()) for f in os.listdir(d) if ".tmp" in f]
 
@@ -312,7 +313,8 @@ def test_infer_cam_names_a_crop_too_small_for_the_scales(demo, tmp_path):
     img_id = read_image_list(demo / "train.txt")[0]
     h, w = read_image(demo / "JPEGImages" / f"{img_id}.jpg").shape[:2]
     boxes = [(0, h, 0, w)] * 3 + [(-1, h, 0, w)]  # a wrap that leaves one row
-    infercam.save_split_record(tmp_path / f"{img_id}.json", (h, w), [0], [[0, 0]], boxes, False)
+    infercam.save_split_record(tmp_path / f"{img_id}.json", (h, w), 20, [0], [[0, 0]], boxes,
+                               False)
     with pytest.raises(InputError, match=f"{img_id}.json: crop 4 is 1x{w}.*--clamp_crops"):
         infer_cam.main(demo_args(demo, "--split_path", str(tmp_path), "--lossless_crops",
                                  "--out_cam", str(tmp_path / "cam")))
@@ -424,6 +426,6 @@ def test_split_img_reusing_infer_cls_cams_writes_identical_splits(demo, tmp_path
     cams = load_cam_dict(cam_dir / f"{ids[0]}.npy")
     missing = sorted(cams)[0]
     save_npy(cam_dir / f"{ids[0]}.npy", {k: v for k, v in cams.items() if k != missing})
-    with pytest.raises(InputError, match=f"{ids[0]}.npy: no CAM for class {missing}"):
+    with pytest.raises(InputError, match=f"{ids[0]}.npy: CAM dict lacks class {missing} of the image label"):
         split_img.main(demo_args(demo, "--split_path", str(reused), "--cam_dir", str(cam_dir),
                                  "--overwrite"))

@@ -6,9 +6,9 @@ import pytest
 import scipy.io
 
 from data import make_cls_labels, make_train_aug
-from tool.cli import run_main
-from tool.io import InputError, read_label_png, save_label_png
-from tool.voc import VOC_CLASSES, load_cls_labels, read_image_list
+from tool.core.cli import run_main
+from tool.core.io import InputError, read_label_png, save_label_png
+from tool.data.voc import VOC_CLASSES, load_cls_labels, read_image_list
 
 PERSON_WITH_PARTS = """<object><name>person</name><difficult>0</difficult>
   <part><name>head</name></part><part><name>hand</name></part></object>"""

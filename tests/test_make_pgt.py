@@ -9,7 +9,7 @@ from PIL import Image
 
 import make_pgt
 from golden import REPO
-from tool.io import InputError, save_gray_png, save_npy
+from tool.core.io import InputError, save_gray_png, save_npy
 
 H, W = 4, 6
 DOG = 11  # 0-based VOC class; label value 12

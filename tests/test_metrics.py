@@ -1,11 +1,14 @@
-"""Confusion matrix, split-level scores and the psa CAM-to-label rule (tool/metrics.py)."""
+"""Confusion matrix, split-level scores and the psa CAM-to-label rule (tool/seg/metrics.py)."""
 import json
 
 import numpy as np
 import pytest
 
 from golden import load_golden, needs_golden
-from tool import metrics
+from tool.cam.multiscale import CAM_BG_THRESHOLD, cam_prediction
+from tool.core.io import cam_dict_to_array
+from tool.data.voc import NUM_CLASSES
+from tool.seg import metrics
 
 # 3x4 toy example, classes 0..2, 255 = ignore (GT) / unlabelled (prediction).
 TOY_GT = np.array([[0, 0, 1, 1],
@@ -72,12 +75,17 @@ def test_table_marks_absent_classes():
     assert lines[-2].split() == ["mIoU", "46.67"]
 
 
+def cam_dict_prediction(cams, shape, bg_threshold=CAM_BG_THRESHOLD):
+    """psa's cam_pred of a CAM dict, as infer_cls.py computes it."""
+    return cam_prediction(cam_dict_to_array(cams, NUM_CLASSES, shape), bg_threshold)
+
+
 def test_cam_prediction_threshold_and_ties():
     cams = {2: np.array([[0.5, 0.1, 0.2]], np.float32), 7: np.array([[0.6, 0.15, 0.0]], np.float32)}
     # pixel 0: class 7 wins (label 8); pixel 1: both below 0.2 -> bg; pixel 2: tie at 0.2 -> bg
-    np.testing.assert_array_equal(metrics.cam_dict_to_prediction(cams, (1, 3), 0.2), [[8, 0, 0]])
-    np.testing.assert_array_equal(metrics.cam_dict_to_prediction(cams, (1, 3), 0.12), [[8, 8, 3]])
-    np.testing.assert_array_equal(metrics.cam_dict_to_prediction({}, (1, 3), 0.2), [[0, 0, 0]])
+    np.testing.assert_array_equal(cam_dict_prediction(cams, (1, 3), 0.2), [[8, 0, 0]])
+    np.testing.assert_array_equal(cam_dict_prediction(cams, (1, 3), 0.12), [[8, 8, 3]])
+    np.testing.assert_array_equal(cam_dict_prediction({}, (1, 3), 0.2), [[0, 0, 0]])
 
 
 def test_crf_dict_prediction_uses_keys():
@@ -92,5 +100,5 @@ def test_cam_prediction_matches_psa_cam_pred():
     for img_id in json.loads(str(g["meta"]))["ids"]:
         cams = dict(zip(g[f"{img_id}__cam_keys"].tolist(), g[f"{img_id}__cam"]))
         expected = g[f"{img_id}__cam_pred"]
-        pred = metrics.cam_dict_to_prediction(cams, expected.shape)
+        pred = cam_dict_prediction(cams, expected.shape)
         np.testing.assert_array_equal(pred, expected, err_msg=img_id)

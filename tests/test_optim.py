@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from golden import golden_meta, load_golden, needs_golden
-from tool import optim
+from tool.core import optim
 
+# the golden run "aux_poly" is AuxSegNet's PolyOptimizer, which its train_AuxAff.py does
+# not use (it uses PolyOptimizer_cls), so this project has no such optimiser
 RUNS = {"psa_poly": optim.PolyOptimizer, "psa_poly_wd0.5": optim.PolyOptimizer,
-        "aux_poly": optim.PolyOptimizer_aux, "aux_polycls": optim.PolyOptimizer_cls,
-        "aux_polycls5": optim.PolyOptimizer_cls}
+        "aux_polycls": optim.PolyOptimizer_cls, "aux_polycls5": optim.PolyOptimizer_cls}
 
 
 def constructor_values(desc):

@@ -9,9 +9,9 @@ from PIL import Image
 
 from golden import GOLDEN, load_golden, load_recipe, needs_golden
 from network import resnet38_aff, resnet38_cls
-from tool import cam as camlib
-from tool import random_walk as rw
-from tool.precision import PRECISIONS, add_precision_arg, precision_context
+from tool.cam import multiscale as camlib
+from tool.core.precision import PRECISIONS, add_precision_arg, precision_context
+from tool.psa import random_walk as rw
 
 BF16_CAM_ATOL = 0.05  # bf16 multi-scale CAMs (in [0, 1]) within 5 % of the range of fp32
 BF16_SAME_LABELS = 0.98  # at least this fraction of CAM-prediction / walk labels unchanged

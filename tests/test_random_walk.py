@@ -6,9 +6,10 @@ import torch
 from PIL import Image
 
 from golden import GOLDEN, assert_close, load_golden, needs_golden
+from network import pairs
 from test_resnet38_aff import recipe_aff_net
-from tool import random_walk as rw
-from tool.random_walk import cpu_threads
+from tool.psa import random_walk as rw
+from tool.psa.random_walk import cpu_threads
 
 IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 RUNS = {"default": (16, 8, 8), "strongwalk": (8, 1, 5)}  # (alpha, beta, logt)
@@ -29,7 +30,7 @@ def test_indices_of_pairs(case):
     g = load_golden("fn_psa_indices.npz")
     radius = int(case[1])
     size = tuple(int(n) for n in case.split("_")[1].split("x"))
-    ind_from, ind_to = rw.get_indices_of_pairs(radius, size)
+    ind_from, ind_to = pairs.get_indices_of_pairs(radius, size)
     assert np.array_equal(ind_from, g[f"{case}__ind_from"])
     assert np.array_equal(ind_to, g[f"{case}__ind_to"])
 
@@ -38,12 +39,12 @@ def test_indices_of_pairs(case):
 @pytest.mark.parametrize("case,args", [("8x9_r5", (8, 9, 5)), ("6x7_r3", (6, 7, 3))])
 def test_indices_in_radius(case, args):
     g = load_golden("fn_psa_indices.npz")
-    assert np.array_equal(rw.get_indices_in_radius(*args),
+    assert np.array_equal(pairs.get_indices_in_radius(*args),
                           g[f"infer_aff_get_indices_in_radius__{case}"])
 
 
 def test_radius5_has_34_directions_in_half_plane():
-    dirs = rw.search_directions(5)
+    dirs = pairs.search_directions(5)
     assert len(dirs) == 34 and len(set(dirs)) == 34
     assert all(dy > 0 or (dy == 0 and dx > 0) for dy, dx in dirs)
 
@@ -51,11 +52,11 @@ def test_radius5_has_34_directions_in_half_plane():
 @pytest.mark.parametrize("size", [(4, 20), (10, 8)])
 def test_too_small_map_raises(size):
     with pytest.raises(ValueError, match="feature map at least 5 high and 9 wide"):
-        rw.get_indices_of_pairs(5, size)
+        pairs.get_indices_of_pairs(5, size)
 
 
 def random_affinities(feat_size, seed, low=0.3):
-    ind_from, ind_to = rw.get_indices_of_pairs(rw.PAIR_RADIUS, feat_size)
+    ind_from, ind_to = pairs.get_indices_of_pairs(pairs.PAIR_RADIUS, feat_size)
     gen = torch.Generator().manual_seed(seed)
     return low + (1 - low) * torch.rand(ind_to.size // ind_from.size, ind_from.size, generator=gen)
 
@@ -129,11 +130,11 @@ def test_infer_aff_matches_original(golden_walk, run, img_id):
     key = f"{run}__{img_id}"
     assert_close(case["x"].numpy(), g[f"{img_id}__input_padded"], atol=1e-6, rtol=0,
                  name="input")
-    assert_close(rw.dense_affinity(case["aff"], feat_size).numpy(), g[f"{img_id}__aff_dense"],
+    assert_close(pairs.dense_affinity(case["aff"], feat_size).numpy(), g[f"{img_id}__aff_dense"],
                  name="aff_dense", **AFF_TOL)
     cam_vec = rw.cam_vector(rw.rw_scores(case["cams"], shape, alpha))
     assert_close(cam_vec.numpy(), g[f"{key}__cam_vec"], atol=1e-6, rtol=1e-5, name="cam_vec")
-    dense_aff = rw.dense_affinity(case["aff"], feat_size)
+    dense_aff = pairs.dense_affinity(case["aff"], feat_size)
     assert_close(rw.transition_power_dense(dense_aff, beta, logt).numpy(),
                  g[f"{key}__trans_mat"], name="trans_mat", **AFF_TOL)
     ref_lowres = g[f"{key}__cam_rw_lowres"].reshape(21, -1)
@@ -162,7 +163,7 @@ def test_scaled_walk_returns_scores_at_the_image_size():
     cam = np.zeros((40, 72), np.float32)
     cam[10:30, 20:50] = 1.0
     scores = rw.random_walk_scores(net, rgb, {4: cam}, alpha=4, beta=50, logt=0, scale=2.0)
-    assert tuple(scores.shape) == (rw.NUM_SCORES, 40, 72)
+    assert tuple(scores.shape) == (rw.NUM_CLASSES + 1, 40, 72)
     big = rw.scaled_walk_inputs(rgb, {4: cam}, 2.0)
     assert big[0].shape == (80, 144, 3) and big[1][4].shape == (80, 144)
     label = scores.argmax(dim=0).numpy()
@@ -175,5 +176,32 @@ def test_cached_sparse_transition_is_the_dense_transition_transposed(feat_size):
     exactly psa's T = A^beta / column sums, transposed."""
     aff = random_affinities(feat_size, seed=5).double()
     sparse = rw.sparse_transition_t(aff, feat_size, beta=3).to_dense()
-    dense = rw.transition_power_dense(rw.dense_affinity(aff, feat_size), beta=3, logt=0)
+    dense = rw.transition_power_dense(pairs.dense_affinity(aff, feat_size), beta=3, logt=0)
     torch.testing.assert_close(sparse, dense.T, rtol=1e-12, atol=1e-15)
+
+
+def test_an_80_class_cam_dict_walks_to_coco_labels():
+    """COCO: CAM keys up to 79 become scores 1..80 and labels 1..80 (sparse = dense)."""
+    from network import resnet38_aff
+    shape = (40, 72)
+    near, far = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    near[4:20, 4:30] = 1.0
+    far[20:36, 40:70] = 0.8
+    cams = {50: near, 79: far}
+    scores = rw.rw_scores(cams, shape, alpha=4, num_classes=80)
+    assert scores.shape == (81,) + shape
+    np.testing.assert_array_equal(scores[51], near)
+    np.testing.assert_array_equal(scores[80], far)
+    np.testing.assert_allclose(scores[0], (1 - np.maximum(near, far)) ** 4)
+    assert not scores[np.r_[1:51, 52:80]].any()
+
+    torch.manual_seed(0)
+    net = resnet38_aff.Net(width=0.125).eval()
+    rgb = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    labels = [rw.random_walk_label(net, rgb, cams, alpha=4, beta=50, logt=1, method=m,
+                                   num_classes=80) for m in rw.METHODS]
+    np.testing.assert_array_equal(labels[0], labels[1])
+    label = labels[0]
+    assert set(np.unique(label)) == {0, 51, 80}
+    assert (label[8:16, 8:26] == 51).all() and (label[24:32, 44:66] == 80).all()
+    assert (label[:, 32:38] == 0).all()

@@ -8,7 +8,7 @@ import torch
 
 from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
 from network import resnet38_aff
-from tool.random_walk import cpu_threads
+from tool.psa.random_walk import cpu_threads
 
 AFF_TOL = dict(atol=1e-6, rtol=1e-4)  # golden README §5, affinities
 

@@ -32,8 +32,9 @@ def test_failed_stage_is_not_marked_done(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text("raise SystemExit(3)\n")
     pipe = pipeline(tmp_path)
-    with pytest.raises(Exception):
+    with pytest.raises(SystemExit) as exit_info:  # the stage's code; it printed its error
         pipe.stage("fail", str(script), [])
+    assert exit_info.value.code == 3
     assert not (tmp_path / "out" / "done" / "fail").exists()
 
 

@@ -1,4 +1,4 @@
-"""train_seg.py / infer_seg.py / tool.seg_infer: training lowers the loss, multi-scale
+"""train_seg.py / infer_seg.py / tool.seg.infer: training lowers the loss, multi-scale
 + flip inference is a proper average, and the scripts run end to end on a tiny
 synthetic VOC-layout dataset (train, resume, infer with and without MS+flip+CRF)."""
 import argparse
@@ -12,9 +12,13 @@ import infer_seg
 import train_seg
 from data.make_demo_dataset import make_demo_dataset
 from network import resnet38_cls
-from tool import checkpoint
-from tool.io import InputError, read_label_png, save_label_png
-from tool.seg_infer import predict_label, predict_probs
+from network.seg_models import build_model
+from tool.core import checkpoint
+from tool.core.io import SETTINGS_FILE, InputError, read_label_png, save_label_png
+from tool.core.optim import psa_optimizer
+from tool.core.train_step import sgd_step
+from tool.seg import training
+from tool.seg.infer import predict_label, predict_probs
 
 SMALL = 0.125
 COLOURS = torch.tensor([[-1.0, 0.0, 1.0], [1.5, -1.0, 0.0], [0.0, 1.5, -1.5]])
@@ -34,22 +38,22 @@ def toy_batch(size=32):
 @pytest.mark.parametrize("model", ["largefov", "deeplabv2"])
 def test_a_few_training_steps_lower_the_loss(model):
     torch.manual_seed(0)
-    net = train_seg.build_model(model, num_classes=3, width=SMALL)
+    net = build_model(model, num_classes=3, width=SMALL)
     args = argparse.Namespace(lr=0.01, wt_dec=5e-4, max_iters=4, momentum=0.9)
-    optimizer = train_seg.make_optimizer(net, args)
+    optimizer = psa_optimizer(net, args.lr, args.wt_dec, args.max_iters, args.momentum)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     images, labels = toy_batch()
 
     def eval_loss():
         net.eval()
         with torch.no_grad():
-            loss = train_seg.seg_loss(net(images), labels).item()
+            loss = training.seg_loss(net(images), labels).item()
         net.train()
         return loss
 
     before = eval_loss()
     for _ in range(args.max_iters):
-        train_seg.train_step(net, optimizer, scaler, images, labels, amp=False)
+        sgd_step(net, optimizer, images, labels, training.seg_loss_terms, scaler)
     assert eval_loss() < before - 0.1
 
 
@@ -59,9 +63,9 @@ def test_seg_loss_ignores_255():
     target[0, :4] = 1
     other = target.clone()
     other[0, 4:] = 255  # unchanged: still ignored
-    assert torch.isfinite(train_seg.seg_loss(logits, target))
-    torch.testing.assert_close(train_seg.seg_loss(logits, target),
-                               train_seg.seg_loss(logits, other))
+    assert torch.isfinite(training.seg_loss(logits, target))
+    torch.testing.assert_close(training.seg_loss(logits, target),
+                               training.seg_loss(logits, other))
 
 
 class MirrorBiased(torch.nn.Module):
@@ -121,7 +125,7 @@ def test_train_writes_weights_and_resumes(demo, trained):
                               str(trained) + train_seg.STATE_SUFFIX))
     state = torch.load(str(trained) + train_seg.STATE_SUFFIX, weights_only=True)
     assert state["step"] == 2 and state["optimizer"]["global_step"] == 2
-    net = train_seg.build_model("largefov", 21, SMALL)
+    net = build_model("largefov", 21, SMALL)
     checkpoint.load_weights(net, trained)  # strict: the saved weights fit the network
 
 
@@ -134,7 +138,7 @@ def test_infer_writes_palette_pngs_and_settings(demo, trained, extra, scales, fl
                     "--infer_list", str(demo / "voc" / "val.txt"), "--voc12_root",
                     str(demo / "voc"), "--save_path", str(out), "--out_overlay",
                     str(out / "overlay"), "--device", "cpu", *extra])
-    settings = json.loads((out / infer_seg.SETTINGS_FILE).read_text())
+    settings = json.loads((out / SETTINGS_FILE).read_text())
     assert settings["scales"] == scales and settings["flip"] is flip
     assert settings["crf"] == crf and settings["model"] == "largefov"
     for img_id in ("2026_000005", "2026_000006"):
@@ -161,24 +165,24 @@ def test_init_weights_from_the_classifier_fill_the_trunk(tmp_path):
         torch.nn.init.normal_(p)
     path = tmp_path / "res38_cls.pth"
     checkpoint.save_checkpoint(path, cls)
-    net = train_seg.build_model("largefov", 21, SMALL)
+    net = build_model("largefov", 21, SMALL)
     head_before = net.fc8_seg_conv2.weight.clone()
-    train_seg.load_init_weights(net, path)
+    training.load_init_weights(net, path)
     torch.testing.assert_close(net.b4_3.conv_branch2a.weight, cls.b4_3.conv_branch2a.weight)
     torch.testing.assert_close(net.fc8_seg_conv2.weight, head_before)
 
 
 def test_init_weights_of_another_network_are_refused(demo, tmp_path):
     path = tmp_path / "other.pth"
-    checkpoint.save_checkpoint(path, train_seg.build_model("deeplabv2", 21, SMALL))
+    checkpoint.save_checkpoint(path, build_model("deeplabv2", 21, SMALL))
     with pytest.raises(InputError, match="other.pth"):
         train_seg.main(train_args(demo, "--max_iters", "1", "--init_weights", str(path)))
 
 
 def test_init_weights_missing_backbone_blocks_are_refused(tmp_path):
-    net = train_seg.build_model("largefov", 21, SMALL)
+    net = build_model("largefov", 21, SMALL)
     state = {k: v for k, v in net.state_dict().items() if not k.startswith("b7.")}
     path = tmp_path / "partial.pth"
     checkpoint.save_checkpoint(path, state)
     with pytest.raises(InputError, match=r"partial.pth: backbone weights missing .*b7\.\*"):
-        train_seg.load_init_weights(train_seg.build_model("largefov", 21, SMALL), path)
+        training.load_init_weights(build_model("largefov", 21, SMALL), path)

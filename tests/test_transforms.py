@@ -4,8 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from network.resnet38d import normalize_image
-from tool import transforms as T
+from tool.data import transforms as T
 
 
 def rng(seed=0):
@@ -20,10 +19,6 @@ def position_image(h, w):
     """(3, H, W) float image whose channels 0/1 hold row+1 / col+1 (0 means padding)."""
     rows, cols = np.mgrid[1:h + 1, 1:w + 1].astype(np.float32)
     return np.stack([rows, cols, np.ones_like(rows)])
-
-
-def test_normalize_is_the_backbone_normalisation():
-    assert T.normalize is normalize_image
 
 
 @pytest.mark.parametrize("h,w", [(50, 70), (90, 40)])

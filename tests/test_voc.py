@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 from golden import GOLDEN, TESTDATA, needs_golden
-from tool.io import InputError, read_image, read_label_png, save_gray_png, save_label_png, save_npy
-from tool.voc import (NUM_CLASSES, VOC_CLASSES, VOCImageDataset, VOCSegDataset, find_image,
-                      find_label, get_image_label, load_cls_labels, read_image_list,
-                      read_seg_sample, voc_dirs)
+from tool.core.io import (InputError, read_image, read_label_png, save_gray_png, save_label_png,
+                          save_npy)
+from tool.data.voc import (NUM_CLASSES, VOC_CLASSES, VOCImageDataset, VOCSegDataset, find_image,
+                           find_label, get_image_label, load_cls_labels, read_image_list,
+                           read_seg_sample, voc_dirs)
 
 VOC_REAL = TESTDATA / "voc_real"
 needs_voc_real = pytest.mark.skipif(not VOC_REAL.is_dir(), reason=f"{VOC_REAL} is absent")
@@ -74,11 +75,19 @@ def test_load_cls_labels_round_trip_and_errors(tmp_path):
     assert_one_line_naming(exc, good)
     assert "2007_000099" in str(exc.value)
 
-    wrong_shape = tmp_path / "short.npy"
-    save_npy(wrong_shape, {"a": np.ones(19, np.float32)})
+    assert len(load_cls_labels(good, 20)["a"]) == 20
+    coco = tmp_path / "coco.npy"
+    save_npy(coco, {"COCO_val2014_000000000001": np.eye(80, dtype=np.float32)[79]})
+    assert load_cls_labels(coco)["COCO_val2014_000000000001"].shape == (80,)
+    with pytest.raises(InputError) as exc:
+        load_cls_labels(coco, 20)
+    assert_one_line_naming(exc, coco)
+
+    mixed = tmp_path / "mixed.npy"
+    save_npy(mixed, {"a": np.ones(20, np.float32), "b": np.ones(19, np.float32)})
     not_dict = tmp_path / "array.npy"
     np.save(not_dict, np.zeros((2, 20)))
-    for bad in (wrong_shape, not_dict, tmp_path / "absent.npy"):
+    for bad in (mixed, not_dict, tmp_path / "absent.npy"):
         with pytest.raises(InputError) as exc:
             load_cls_labels(bad)
         assert_one_line_naming(exc, bad)
