@@ -36,13 +36,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/demo_to_coco.py`
 
 from tool.core.cli import ArgumentParser, progress, run_main  # noqa: E402
-from tool.core.io import (InputError, check_output_folder, link_file,  # noqa: E402
-                          output_done, read_image, read_label_png, save_json)
+from tool.core.io import (InputError, check_output_folder, link_file, output_done,  # noqa: E402
+                          read_image, read_label_png, save_json)
 from tool.data.coco import image_label  # noqa: E402
 from tool.data.coco_annotations import (VOC_TO_COCO_CATEGORY, coco_categories,  # noqa: E402
                                         label_annotations)
-from tool.data.voc import (NUM_CLASSES, find_label, get_image_label,  # noqa: E402
-                           load_cls_labels, read_image_list, voc_dirs)
+from tool.data.voc import (NUM_CLASSES, find_label, get_image_label, load_cls_labels,  # noqa: E402
+                           read_image_list, voc_dirs)
 
 YEAR = "2014"
 SPLITS = ("train", "val")

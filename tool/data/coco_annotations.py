@@ -31,7 +31,7 @@ SUPERCATEGORY_RUNS = ((1, "person"), (9, "vehicle"), (15, "outdoor"), (25, "anim
                       (90, "indoor"))
 
 POLYGON, RLE, COMPRESSED_RLE = "polygon", "rle", "compressed_rle"
-SEGMENTATION_KINDS = (POLYGON, RLE, COMPRESSED_RLE)  # instance k gets kind k % 3
+SEGMENTATION_KINDS = (POLYGON, RLE, COMPRESSED_RLE)  # annotation id k gets kind k % 3
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 
 # boundary directions clockwise on screen (y down): east, south, west, north
