@@ -68,7 +68,8 @@ def _boundary_edges(mask):
 def _next_edge(edges, corner, direction):
     """The edge that follows one arriving at `corner` heading `direction`: a right turn
     if there is one, else straight on, else a left turn. Where two pixels touch only at
-    a corner this keeps them apart, so every outline is simple."""
+    a corner this keeps them apart: outer outlines follow the 4-connected pieces (an
+    outline may touch itself at such a corner, which pycocotools fills correctly)."""
     return next((corner, d % 4) for d in (direction + 1, direction, direction + 3)
                 if (corner, d % 4) in edges)
 
