@@ -5,7 +5,8 @@ next batch, a writer that dies before its next file: what a kill leaves on disk,
 every write is atomic); one trainer is killed for real with SIGKILL. Also: --resume
 without a saved state starts fresh, non-finite weights never replace a checkpoint, a
 trainer (and a run_iterations round) whose loss diverges stops with one line and exit 1
-leaving its files as they were, training logs are strict JSON, and pool workers end with a killed stage."""
+leaving its files as they were, training logs are strict JSON, and pool workers end with
+a killed stage."""
 import json
 import math
 import os
