@@ -4,9 +4,11 @@ the mass centre of every labelled class and the four overlapping corner crops ar
 Writes per image the four crops as the released code did (`<split_path>/<id>_1.jpg` ..
 `<id>_4.jpg`, OpenCV JPEG quality 95, which infer_cam.py reads back) and `<id>.json` (image
 size, classes, mass centres, and the four crop boxes (r0, r1, c0, c1) as the numpy slices
-used). --lossless_crops writes the boxes only: infer_cam.py --lossless_crops then cuts the
-crops from the original image, without the JPEG round trip. --out_cam writes the baseline
-CAM dicts, --heatmap per-class CAM overlays. --cam_dir reuses the CAM dicts infer_cls.py
+used). A listed image whose label names no class is not split: its `<id>.json` holds only
+the class count and no classes, so that infer_cam.py without --voc12_root skips it too.
+--lossless_crops writes the boxes only: infer_cam.py --lossless_crops then cuts the crops
+from the original image, without the JPEG round trip. --out_cam writes the baseline CAM
+dicts, --heatmap per-class CAM overlays. --cam_dir reuses the CAM dicts infer_cls.py
 already wrote (same scales: the same maps) instead of computing them again.
 
     python split_img.py --weights res38_cls.pth --voc12_root VOC2012 --split_path splits \\
@@ -54,11 +56,13 @@ def build_parser():
 
 
 def classifier_data(args):
-    """(the listed images with a labelled class (`labelled_images`), the image folder,
-    the class names)."""
+    """(the listed images with a labelled class (`labelled_images`), the listed ids
+    without one, the image folder, the class names)."""
     listed, img_dir, labels_path = infer_data(args)
     data = labelled_images(args, listed, labels_path)
-    return data, img_dir, class_names(data.num_classes, args.dataset)
+    kept = set(data.ids)
+    unlabelled = [i for i in listed if i not in kept]
+    return data, unlabelled, img_dir, class_names(data.num_classes, args.dataset)
 
 
 def output_paths(args, img_id, classes, names):
@@ -130,7 +134,7 @@ def stage_settings(args, num_classes):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
-    data, img_dir, names = classifier_data(args)
+    data, unlabelled, img_dir, names = classifier_data(args)
     settings = stage_settings(args, data.num_classes)
     claim = claim_output_folders([("--split_path", args.split_path, settings),
                                   ("--out_cam", args.out_cam, settings),
@@ -140,6 +144,11 @@ def main(argv=None):
     net = None if args.cam_dir else load_classifier(args.weights, data.num_classes, args.width,
                                                     device)
 
+    for img_id in unlabelled:  # their records say so (infer_cam.py skips them too)
+        path = infercam.split_record_path(args.split_path, img_id)
+        if not output_done(path, args.overwrite):
+            claim.record()
+            infercam.save_unlabelled_record(path, data.num_classes)
     done = computed = 0
     for img_id in progress(data.ids, "split_img"):
         label = get_image_label(data.labels, img_id, data.labels_path)

@@ -14,6 +14,7 @@ import split_img
 from data.make_demo_dataset import make_demo_dataset
 from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
 from network import resnet38_cls
+from stage_inputs import run_cli
 from tool.cam import infercam
 from tool.cam.multiscale import scaled_inputs, with_flips
 from tool.core.checkpoint import save_checkpoint
@@ -287,20 +288,71 @@ def test_lossless_split_writes_no_jpeg_and_infer_cam_needs_the_images(demo, tmp_
                         "--lossless_crops", "--out_cam", str(tmp_path / "cam")])
 
 
+def without_root(args):
+    at = args.index("--voc12_root")
+    return args[:at] + args[at + 2:]
+
+
 def test_infer_cam_without_voc12_root_takes_labels_and_sizes_from_the_records(demo, tmp_path):
     split_dir = tmp_path / "split"
     split_img.main(demo_args(demo, "--split_path", str(split_dir)))
     with_root, without = tmp_path / "with_root", tmp_path / "without"
     infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(with_root)))
-    args = demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(without))
-    root_at = args.index("--voc12_root")
-    infer_cam.main(args[:root_at] + args[root_at + 2:])
+    args = without_root(demo_args(demo, "--split_path", str(split_dir), "--out_cam",
+                                  str(without)))
+    infer_cam.main(args)
     for img_id in read_image_list(demo / "train.txt"):
         a, b = load_cam_dict(with_root / f"{img_id}.npy"), load_cam_dict(without / f"{img_id}.npy")
         assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
     os.remove(split_dir / f"{img_id}.json")
     with pytest.raises(InputError, match=f"{img_id}.json: split record not found"):
-        infer_cam.main(args[:root_at] + args[root_at + 2:] + ["--overwrite"])
+        infer_cam.main(args + ["--overwrite"])
+
+
+def test_image_without_a_labelled_class_is_skipped_by_both_steps(demo, tmp_path, capsys):
+    """split_img.py records that it had no class for the image; infer_cam.py without
+    --voc12_root (labels from the records) then skips and counts it, as every stage does,
+    while a record missing for another reason still fails with one line naming it."""
+    labelled, no_class = read_image_list(demo / "train.txt")
+    labels = load_cls_labels(demo / "cls_labels.npy")
+    labels[no_class] = np.zeros(NUM_CLASSES, np.float32)
+    save_npy(tmp_path / "cls_labels.npy", labels)
+    split_dir, cams = tmp_path / "split", tmp_path / "cam"
+    split_argv = demo_args(demo, "--cls_labels", str(tmp_path / "cls_labels.npy"),
+                           "--split_path", str(split_dir))
+    capsys.readouterr()
+    split_img.main(split_argv)
+    assert "1 images split, 0 already done (2 listed, 1 without a labelled class skipped" in \
+        capsys.readouterr().out
+    record = json.loads((split_dir / f"{no_class}.json").read_text())
+    assert record == {"num_classes": NUM_CLASSES, "classes": []}
+    assert not list(split_dir.glob(f"{no_class}_*.jpg"))
+    split_img.main(split_argv)  # a rerun has nothing left to do
+    assert "0 images split, 1 already done (2 listed, 1 without a labelled class skipped" in \
+        capsys.readouterr().out
+
+    cam_argv = without_root(demo_args(demo, "--split_path", str(split_dir), "--out_cam",
+                                      str(cams), "--max_rounds", "1"))
+    infer_cam.main(cam_argv)
+    assert "1 images computed, 0 already done (2 listed, 1 without a labelled class skipped)" in \
+        capsys.readouterr().out
+    assert sorted(os.listdir(cams)) == [f"{labelled}.npy", "settings.json"]
+
+    # with labels that name a class for it, its record holds no crops to refine (the list
+    # given last is the one argparse keeps)
+    (tmp_path / "one.txt").write_text(f"{no_class}\n")
+    one = demo_args(demo, "--infer_list", str(tmp_path / "one.txt"), "--split_path",
+                    str(split_dir), "--out_cam", str(tmp_path / "cam_root"))
+    code, lines = run_cli(infer_cam.main, one, capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {split_dir / no_class}.json: split_img.py had no "
+                               "labelled class for this image")
+
+    # a record that split_img.py never wrote
+    os.remove(split_dir / f"{labelled}.json")
+    code, lines = run_cli(infer_cam.main, cam_argv + ["--overwrite"], capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {split_dir / labelled}.json: split record not found")
 
 
 def test_infer_cam_names_a_missing_crop(demo, tmp_path):

@@ -225,9 +225,28 @@ def save_split_record(path, image_hw, num_classes, classes, centers, boxes, clam
     save_json(path, record)
 
 
-def load_split_record(path):
-    """A record of `save_split_record`; a missing or malformed file is an InputError."""
+def save_unlabelled_record(path, num_classes):
+    """The record of an image whose label names no class: no classes, no crops. split_img.py
+    skips such an image, and so does infer_cam.py, taking the labels from the records."""
+    save_json(path, {"num_classes": int(num_classes), "classes": []})
+
+
+def is_unlabelled_record(record):
+    """True for a record of `save_unlabelled_record`."""
+    return isinstance(record, dict) and record.get("classes") == [] and "boxes" not in record
+
+
+def load_split_record(path, allow_unlabelled=False):
+    """A record of `save_split_record`, or with `allow_unlabelled` also one of
+    `save_unlabelled_record` (returned as it is); a missing or malformed file is an
+    InputError."""
     record = load_json(path, "split record (made by split_img.py)")
+    if is_unlabelled_record(record):
+        if allow_unlabelled:
+            return record
+        raise InputError(f"{path}: split_img.py had no labelled class for this image and cut "
+                         "no crops, but the labels given here name one; split it again with "
+                         "these labels (split_img.py --overwrite)")
     try:
         boxes = [tuple(int(v) for v in box) for box in record["boxes"]]
         image_hw = tuple(int(v) for v in record["image_size"])
@@ -240,14 +259,17 @@ def load_split_record(path):
 
 
 def labels_from_split_records(split_path, ids):
-    """{id: image label} from split_img.py's records, for infer_cam.py without a label file."""
+    """{id: image label} from split_img.py's records, for infer_cam.py without a label file;
+    an image split_img.py had no labelled class for gets an all-zero label."""
     labels = {}
     for img_id in ids:
         path = split_record_path(split_path, img_id)
         if not os.path.isfile(path):
-            raise InputError(f"{path}: split record not found; for crops without records "
-                             "give --voc12_root (or --cls_labels) for the image labels")
-        record = load_split_record(path)
+            raise InputError(f"{path}: split record not found (split_img.py writes one for "
+                             "every listed image: run it again on this list to add the "
+                             "missing ones); for crops without records give --voc12_root (or "
+                             "--cls_labels) for the image labels")
+        record = load_split_record(path, allow_unlabelled=True)
         if "num_classes" not in record:
             raise InputError(f"{path}: split record has no class count (written by an older "
                              "split_img.py; split again or give --cls_labels)")
