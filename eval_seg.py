@@ -16,6 +16,7 @@ from tool.seg import metrics
 from tool.seg.evaluate import (PRED_EXTENSION, SWEEP_THRESHOLDS, evaluate_folder, format_result,
                                summary_line)
 
+
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--list", required=True,

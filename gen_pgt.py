@@ -13,15 +13,14 @@ refined CAM and fused saliency as a VOC palette PNG.
 import argparse
 import os
 
-from tool.auxsegnet import model
-from tool.auxsegnet import pgt
-
+from tool.auxsegnet import model, pgt
 from tool.core import dist
-from tool.data.classes import add_class_args, labelled_images
 from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_int,
-                      positive_float, progress, run_main)
-from tool.core.workers import map_with_workers
+                           positive_float, progress, run_main)
 from tool.core.io import InputError, claim_output_folders, output_done, read_image, read_saliency
+from tool.core.precision import add_precision_arg
+from tool.core.workers import map_with_workers
+from tool.data.classes import add_class_args, labelled_images
 from tool.data.voc import find_image, find_label, get_image_label, read_image_list
 
 
@@ -48,6 +47,7 @@ def build_parser():
     add_network_arg(p, "AuxSegNet")
     dist.add_shard_arg(p)
     add_device_arg(p, gpu_id=True)
+    add_precision_arg(p)
     return p
 
 
@@ -62,7 +62,7 @@ def work_items(net, ids, args, labels, device):
         rgb = read_image(find_image(args.img_path, img_id))
         sal_in = read_saliency(find_label(args.SALpath, img_id), shape=rgb.shape)
         label = get_image_label(labels, img_id, args.cls_labels)
-        refined_cam, ref_sal = pgt.update_scores(net, rgb, device)
+        refined_cam, ref_sal = pgt.update_scores(net, rgb, device, args.precision)
         yield (rgb, refined_cam, ref_sal, sal_in, label) + output_paths(img_id, args)
 
 
@@ -76,7 +76,7 @@ def main(argv=None):
     todo = [i for i in data.ids
             if not all(output_done(p, args.overwrite) for p in output_paths(i, args))]
     settings = {"stage": "gen_pgt", "weights": args.weights, "SALpath": args.SALpath,
-                "num_classes": data.num_classes + 1}
+                "num_classes": data.num_classes + 1, "precision": args.precision}
     claim = claim_output_folders([("--seg_pgt_path", args.seg_pgt_path, settings),
                                   ("--sal_pgt_path", args.sal_pgt_path, settings)],
                                  args.overwrite)

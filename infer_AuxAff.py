@@ -14,20 +14,16 @@ eval_seg.py prints with its scores. Split the list with --shard i/n or torchrun.
 import argparse
 import os
 
-from tool.auxsegnet import infer
-from tool.auxsegnet import model
-
-from tool.core import checkpoint
-
-from tool.core import dist
-from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
-from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, positive_float, progress,
-                      run_main)
+from tool.auxsegnet import infer, model
+from tool.core import checkpoint, dist
+from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, positive_float,
+                           progress, run_main)
 from tool.core.io import claim_output_folders, output_done, read_image, save_label_png, save_rgb
-from tool.seg.infer import SINGLE_SCALE, inference_settings
+from tool.core.precision import add_precision_arg
 from tool.core.visualize import label_overlay
+from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
 from tool.data.voc import find_image, read_image_list
-
+from tool.seg.infer import SINGLE_SCALE, inference_settings
 
 
 def str2bool(text):
@@ -64,6 +60,7 @@ def build_parser():
     add_network_arg(p, "AuxSegNet")
     dist.add_shard_arg(p)
     add_device_arg(p, gpu_id=True)
+    add_precision_arg(p)
     return p
 
 
@@ -71,7 +68,7 @@ def claim_outputs(args, num_classes):
     """Check the output folders against the settings that write them (settings.json);
     num_classes: with background."""
     settings = inference_settings("AuxSegNet", args.weights, args.scales, args.flip,
-                                  "inf" if args.use_crf else None)
+                                  "inf" if args.use_crf else None, args.precision)
     settings.update(stage="infer_AuxAff", num_classes=num_classes)
     return claim_output_folders([("--save_path", args.save_path, settings),
                                  ("--out_overlay", args.out_overlay, settings)], args.overwrite)
@@ -95,8 +92,8 @@ def main(argv=None):
             if not all(output_done(p, args.overwrite) for p in output_paths(args, i) if p)]
     for img_id in progress(todo, "infer_AuxAff"):
         rgb = read_image(find_image(args.img_path, img_id))
-        pred, _ = infer.predict_segmentation(net, rgb, args.scales, args.flip,
-                                                 args.use_crf, device)
+        pred, _ = infer.predict_segmentation(net, rgb, args.scales, args.flip, args.use_crf,
+                                             device, args.precision)
         out_path, overlay_path = output_paths(args, img_id)
         claim.record()
         save_label_png(out_path, pred)

@@ -10,16 +10,17 @@ import os
 
 from network import resnet38_aff
 from network.pairs import min_input_size
-from tool.psa import random_walk as rw
 from tool.core.checkpoint import load_weights
-from tool.data.classes import add_dataset_arg, labelled_images
-from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float, progress,
-                      resolve_device, run_main)
+from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
+                           progress, resolve_device, run_main)
 from tool.core.dist import add_shard_arg
-from tool.core.io import InputError, claim_output_folders, load_cam_dict, output_done, read_image, \
-    save_label_png, save_rgb
+from tool.core.io import (InputError, claim_output_folders, load_cam_dict, output_done, read_image,
+                          save_label_png, save_rgb)
+from tool.core.precision import add_precision_arg
 from tool.core.visualize import label_overlay
+from tool.data.classes import add_dataset_arg, labelled_images
 from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
+from tool.psa import random_walk as rw
 
 MIN_HEIGHT, MIN_WIDTH = min_input_size()  # 33 x 65 px: a 5 x 9 feature map
 
@@ -57,6 +58,7 @@ def build_parser():
     out.add_argument("--overwrite", action="store_true", help="redo images already written")
     env = p.add_argument_group("environment")
     add_device_arg(env)
+    add_precision_arg(env)
     env.add_argument("--num_workers", type=nonnegative_int, default=1,
                      help="accepted for psa compatibility; images are read in the main process")
     add_shard_arg(env)
@@ -100,7 +102,7 @@ def claim_outputs(args, num_classes):
     settings = {"stage": "infer_aff", "alpha": args.alpha, "beta": args.beta,
                 "logt": args.logt, "scale": args.scale, "method": args.method,
                 "cam_dir": args.cam_dir, "weights": args.weights, "crf": False,
-                "num_classes": num_classes}
+                "num_classes": num_classes, "precision": args.precision}
     return claim_output_folders([("--out_rw", args.out_rw, settings),
                                  ("--out_overlay", args.out_overlay, settings)], args.overwrite)
 
@@ -127,7 +129,8 @@ def main(argv=None):
         check_image_size(img_path, rgb, args.scale)
         check_cam_shapes(cam_files[img_id], cams, rgb.shape[:2])
         rw_label = rw.random_walk_label(net, rgb, cams, args.alpha, args.beta, args.logt,
-                                        args.method, device, args.scale, data.num_classes)
+                                        args.method, device, args.scale, data.num_classes,
+                                        args.precision)
         paths = output_paths(args, img_id)
         claim.record()
         save_label_png(paths[0], rw_label)

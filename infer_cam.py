@@ -125,7 +125,8 @@ def check_crops(crops, sources, image_hw, scales):
 def refine_options(args, device):
     return {"scales": args.scales, "device": device, "max_rounds": args.max_rounds,
             "threshold": args.erase_threshold, "min_shrink": args.min_shrink,
-            "chained": not args.direct_mask_resize, "flip_mask": args.flip_mask}
+            "chained": not args.direct_mask_resize, "flip_mask": args.flip_mask,
+            "precision": args.precision}
 
 
 def stage_settings(args, num_classes):
@@ -133,7 +134,8 @@ def stage_settings(args, num_classes):
             "weights": args.weights, "num_classes": num_classes, "split_path": args.split_path,
             "lossless_crops": args.lossless_crops, "max_rounds": args.max_rounds,
             "erase_threshold": args.erase_threshold, "min_shrink": args.min_shrink,
-            "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize}
+            "flip_mask": args.flip_mask, "direct_mask_resize": args.direct_mask_resize,
+            "precision": args.precision}
 
 
 def main(argv=None):

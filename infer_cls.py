@@ -13,6 +13,7 @@ from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, prog
 from tool.core.dist import add_shard_arg
 from tool.core.io import (claim_output_folders, load_cam_dict, output_done, read_image,
                           save_label_png, save_npy)
+from tool.core.precision import add_precision_arg
 from tool.core.visualize import save_cam_overlay
 from tool.core.workers import map_with_workers
 from tool.data.classes import labelled_images
@@ -42,6 +43,7 @@ def build_parser():
     out.add_argument("--overwrite", action="store_true", help="redo images already written")
     env = p.add_argument_group("environment")
     add_device_arg(env)
+    add_precision_arg(env)
     env.add_argument("--num_workers", "--workers", dest="workers", type=nonnegative_int,
                      default=1, help="processes for the CRF (0 or 1: in this process)")
     add_shard_arg(env)
@@ -77,7 +79,7 @@ def crf_job(job):
 def claim_outputs(args, num_classes):
     """Check every output folder against the settings that write it (settings.json)."""
     cam = {"stage": "infer_cls", "scales": args.scales, "flip": True, "crf": False,
-           "weights": args.weights, "num_classes": num_classes}
+           "weights": args.weights, "num_classes": num_classes, "precision": args.precision}
     crf = {**cam, "crf": True}
     return claim_output_folders(
         [("--out_cam", args.out_cam, cam), ("--out_cam_pred", args.out_cam_pred, cam),
@@ -114,7 +116,8 @@ def main(argv=None):
         else:
             rgb = read_image(img_path)
             camlib.check_scales(img_path, rgb.shape, args.scales)
-            norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device)
+            norm_cam = camlib.multiscale_cam(net, rgb, label, args.scales, device,
+                                             args.precision)
             claim.record()
             write_cam_outputs(cam_paths, rgb, norm_cam, label)
             computed += 1

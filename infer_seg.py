@@ -13,17 +13,15 @@ import argparse
 import os
 
 from network.seg_models import MODELS, build_model
-from tool.core import checkpoint
-
-from tool.core import dist
-from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
+from tool.core import checkpoint, dist
 from tool.core.cli import ArgumentParser, add_device_arg, positive_float, progress, run_main
-from tool.core.io import InputError, claim_output_folders, output_done, read_image, save_label_png, \
-    save_rgb
-from tool.seg.infer import (CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings,
-                            predict_label)
+from tool.core.io import (InputError, claim_output_folders, output_done, read_image, save_label_png,
+                          save_rgb)
+from tool.core.precision import add_precision_arg
 from tool.core.visualize import label_overlay
+from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
 from tool.data.voc import find_image, read_image_list, voc_dirs
+from tool.seg.infer import CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_settings, predict_label
 
 
 def build_parser():
@@ -49,6 +47,7 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true", help="redo existing predictions")
     dist.add_shard_arg(p)
     add_device_arg(p)
+    add_precision_arg(p)
     return p
 
 
@@ -74,7 +73,8 @@ def main(argv=None):
     state = checkpoint.read_checkpoint(args.weights)
     num_classes = resolve_checkpoint_num_classes(args, state, args.weights)
     crf_kind = args.crf_params if args.use_crf else None
-    settings = {**inference_settings(args.model, args.weights, args.scales, args.flip, crf_kind),
+    settings = {**inference_settings(args.model, args.weights, args.scales, args.flip, crf_kind,
+                                     args.precision),
                 "num_classes": num_classes}
     claim = claim_output_folders([("--save_path", args.save_path, settings),
                                   ("--out_overlay", args.out_overlay, settings)], args.overwrite)
@@ -88,7 +88,7 @@ def main(argv=None):
         if all(output_done(p, args.overwrite) for p in (out_path, overlay_path) if p):
             continue
         rgb = read_image(find_image(img_dir, img_id))
-        pred = predict_label(net, rgb, args.scales, args.flip, crf_kind, device)
+        pred = predict_label(net, rgb, args.scales, args.flip, crf_kind, device, args.precision)
         claim.record()
         save_label_png(out_path, pred)
         if overlay_path:

@@ -7,12 +7,12 @@ import os
 
 import numpy as np
 
-from tool.data.classes import add_dataset_arg, labelled_images
-from tool.core.cli import ArgumentParser, nonnegative_int, progress, run_main
-from tool.core.workers import map_with_workers
 from tool.auxsegnet.fusion import CAM_THRESHOLD, SAL_THRESHOLD, fuse_cam_saliency
+from tool.core.cli import ArgumentParser, nonnegative_int, progress, run_main
 from tool.core.io import (IGNORE_LABEL, InputError, cam_dict_to_array, claim_output_folders,
-                     load_cam_dict, output_done, read_saliency, save_label_png)
+                          load_cam_dict, output_done, read_saliency, save_label_png)
+from tool.core.workers import map_with_workers
+from tool.data.classes import add_dataset_arg, labelled_images
 from tool.data.voc import get_image_label, read_image_list
 
 

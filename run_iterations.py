@@ -22,10 +22,10 @@ import eval_seg
 import gen_pgt
 import train_AuxAff
 from tool.auxsegnet.training import SESSION_NAME, training_outputs
-from tool.data.classes import add_class_args, class_flags, labelled_images
 from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
-                      positive_int, run_main)
+                           positive_int, run_main)
 from tool.core.io import InputError, check_output_folder, load_json, save_json, save_text
+from tool.data.classes import add_class_args, class_flags, labelled_images
 from tool.data.voc import read_image_list
 
 DONE_FILE = "done.json"

@@ -25,12 +25,12 @@ from torch.utils.data import DataLoader
 
 from network.AuxSegNet import SegNet
 from tool.auxsegnet import training
-from tool.core import checkpoint
-from tool.core import dist
-from tool.data.classes import add_class_args, labelled_images
+from tool.core import checkpoint, dist
 from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_float,
-                      nonnegative_int, positive_float, positive_int, progress, run_main)
+                           nonnegative_int, positive_float, positive_int, progress, run_main)
 from tool.core.io import InputError, check_output_folder, json_line, save_json
+from tool.core.precision import add_precision_arg, check_resumed_precision, reject_amp_with_bf16
+from tool.data.classes import add_class_args, labelled_images
 from tool.data.voc import read_image_list
 
 RESUME_AUTO = "auto"
@@ -83,7 +83,8 @@ def build_parser():
                             "still spans --num_epochs)")
     optim.add_argument("--amp", action="store_true",
                        help="mixed precision on CUDA (ignored on CPU); the released code "
-                            "trains in fp32")
+                            "trains in fp32; not with --precision bf16")
+    add_precision_arg(optim)
     optim.add_argument("--seed", type=int, default=0, help="shuffles, scales, flips, crops")
     out = p.add_argument_group("output")
     out.add_argument("--save_path", required=True, help="output folder")
@@ -149,7 +150,7 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
     for batch in bar:
         terms = training.train_step(model, optimizer, scaler,
                                      training.to_device(batch, info.device), weights, amp,
-                                     iteration=step + 1)
+                                     iteration=step + 1, precision=args.precision)
         step += 1
         bar.set_postfix(loss=f"{terms['loss']:.4f}")
         if main_proc and (step % args.print_intervals == 0 or step == stop):
@@ -160,7 +161,8 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
         if main_proc and (step % per_epoch == 0 or step == stop):
             checkpoint.save_training_state(
                 paths["state"], net, optimizer, step // per_epoch, step,
-                scaler=scaler.state_dict(), log=state["log"], rng=torch.get_rng_state())
+                scaler=scaler.state_dict(), log=state["log"], rng=torch.get_rng_state(),
+                precision=args.precision)
             save_json(paths["log"], state["log"])
     return terms
 
@@ -174,18 +176,22 @@ def resume_path(args):
     return checkpoint.existing_training_state(path, "train_AuxAff")
 
 
-def resume_state(path, net, optimizer, scaler):
-    """{'step', 'log'}: from the training state at `path`, else a fresh start."""
+def resume_state(path, net, optimizer, scaler, precision):
+    """{'step', 'log'}: from the training state at `path` (InputError when it was saved at
+    another --precision), else a fresh start."""
     if path is None:
         return {"step": 0, "log": []}
     saved = checkpoint.load_training_state(path, net, optimizer)
+    check_resumed_precision(path, saved["extra"].get("precision"), precision)
     scaler.load_state_dict(saved["extra"]["scaler"])
     torch.set_rng_state(saved["extra"]["rng"])
     return {"step": saved["step"], "log": saved["extra"]["log"]}
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    reject_amp_with_bf16(parser, args.amp, args.precision)
     check_output_folder(args.save_path, "--save_path")
     info = dist.init_distributed(args.device, args.gpu_id)
     torch.manual_seed(args.seed + info.rank)
@@ -202,7 +208,7 @@ def main(argv=None):
     optimizer = training.make_optimizer(net, args.lr, args.wt_dec, max_step, args.momentum)
     scaler = torch.amp.GradScaler(info.device.type,
                                   enabled=args.amp and info.device.type == "cuda")
-    state = resume_state(resume, net, optimizer, scaler)
+    state = resume_state(resume, net, optimizer, scaler, args.precision)
     stop = training.total_iterations(max_step, args.max_iters)
     loader = make_loader(dataset, args, info, state["step"], stop)
     model = DistributedDataParallel(net) if info.distributed else net

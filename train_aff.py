@@ -10,14 +10,14 @@ import os
 import torch
 
 from network import resnet38_aff
-from tool.psa.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
+from network.pairs import PAIR_RADIUS, min_input_size
 from tool.core.checkpoint import load_weights
-from tool.data.classes import labelled_images, optional_labels_path
 from tool.core.cli import ArgumentParser, positive_float, positive_int, run_main
 from tool.core.dist import cleanup, init_distributed, is_main_process
-from tool.psa.training import add_psa_training_args, train_psa, weights_path
-from network.pairs import PAIR_RADIUS, min_input_size
+from tool.data.classes import labelled_images, optional_labels_path
 from tool.data.voc import read_image_list
+from tool.psa.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
+from tool.psa.training import add_psa_training_args, train_psa, weights_path
 
 MIN_CROP = max(min_input_size())  # the pairs need a 9-wide feature map
 

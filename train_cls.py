@@ -10,13 +10,13 @@ import torch
 
 from network import resnet38_cls
 from tool.core.checkpoint import load_weights
-from tool.data.classes import add_class_args, labelled_images
 from tool.core.cli import ArgumentParser, ordered_pair, positive_float, positive_int, run_main
-from tool.data.cls_data import CROP_SIZE, RESIZE_LONG, ClassifierAugment, classifier_loader, \
-    multilabel_loss
 from tool.core.dist import cleanup, init_distributed, is_main_process
-from tool.psa.training import add_psa_training_args, train_psa, weights_path
+from tool.data.classes import add_class_args, labelled_images
+from tool.data.cls_data import (CROP_SIZE, RESIZE_LONG, ClassifierAugment, classifier_loader,
+                                multilabel_loss)
 from tool.data.voc import read_image_list
+from tool.psa.training import add_psa_training_args, train_psa, weights_path
 
 
 def build_parser():

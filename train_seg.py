@@ -22,14 +22,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from network.seg_models import MODELS, build_model
-from tool.core import checkpoint
-from tool.core import dist
-from tool.data.classes import add_class_args, labelled_images, optional_labels_path
+from tool.core import checkpoint, dist
 from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_float, nonnegative_int,
-                      ordered_pair, positive_float, positive_int, progress, run_main)
+                           ordered_pair, positive_float, positive_int, progress, run_main)
 from tool.core.io import InputError, check_output_file, json_line
 from tool.core.optim import psa_optimizer
+from tool.core.precision import add_precision_arg, reject_amp_with_bf16
 from tool.core.train_step import sgd_step
+from tool.data.classes import add_class_args, labelled_images, optional_labels_path
 from tool.data.voc import read_image_list, voc_dirs
 from tool.seg.training import (load_init_weights, resume_training, seg_loss_terms,
                                seg_train_dataset, seg_train_loader)
@@ -83,7 +83,8 @@ def build_parser():
                        metavar=("MIN", "MAX"), help="random image scale (DeepLab-v2: 0.5-1.5)")
     optim.add_argument("--amp", action="store_true",
                        help="mixed precision on CUDA (ignored on CPU); default fp32, as "
-                            "the papers trained")
+                            "the papers trained; not with --precision bf16")
+    add_precision_arg(optim)
     optim.add_argument("--seed", type=int, default=0,
                        help="the batch order and augmentation of every step")
     out = p.add_argument_group("output")
@@ -126,6 +127,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     ordered_pair(parser, "--scale_range", args.scale_range)
+    reject_amp_with_bf16(parser, args.amp, args.precision)
     state_path = args.save_path + STATE_SUFFIX
     for path in (args.save_path, state_path):
         check_output_file(path, "--save_path")
@@ -141,7 +143,7 @@ def main(argv=None):
     optimizer = psa_optimizer(net, args.lr, args.wt_dec, args.max_iters, args.momentum)
     amp = args.amp and info.device.type == "cuda"
     scaler = torch.amp.GradScaler(info.device.type, enabled=amp)
-    start = resume_training(saved, net, optimizer, scaler) if saved else 0
+    start = resume_training(saved, net, optimizer, scaler, args.precision) if saved else 0
     model = DistributedDataParallel(net) if info.distributed else net
     loader = seg_train_loader(dataset, args.batch_size, args.seed, info, start, args.max_iters,
                               args.num_workers, args.train_list)
@@ -152,7 +154,8 @@ def main(argv=None):
     for it in bar:
         images, labels = next(data)
         loss = sgd_step(model, optimizer, images.to(info.device), labels.to(info.device),
-                        seg_loss_terms, scaler, amp, iteration=it + 1)["loss"]
+                        seg_loss_terms, scaler, amp, iteration=it + 1,
+                        precision=args.precision)["loss"]
         done = it + 1
         if main_proc and (done % args.log_every == 0 or done == args.max_iters):
             lr = optimizer.param_groups[0]["lr"]
@@ -160,7 +163,7 @@ def main(argv=None):
         if main_proc and (done % args.save_every == 0 and done < args.max_iters):
             checkpoint.save_training_state(state_path, net, optimizer, done // per_epoch,
                                            done, scaler=scaler.state_dict(),
-                                           rng=torch.get_rng_state())
+                                           rng=torch.get_rng_state(), precision=args.precision)
     if main_proc:
         checkpoint.save_checkpoint(args.save_path, net.state_dict())
         print(f"train_seg: {args.model} trained to iteration {args.max_iters} "

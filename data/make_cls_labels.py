@@ -17,8 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_cls_labels.py`
 
 from tool.core.cli import ArgumentParser, progress, run_main  # noqa: E402
-from tool.data.coco import image_labels_from_instances  # noqa: E402
 from tool.core.io import InputError, check_output_file, save_npy  # noqa: E402
+from tool.data.coco import image_labels_from_instances  # noqa: E402
 from tool.data.voc import NUM_CLASSES, VOC_CLASSES, read_image_list, voc_dirs  # noqa: E402
 
 CLASS_INDEX = {name: index for index, name in enumerate(VOC_CLASSES)}

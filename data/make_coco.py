@@ -31,11 +31,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_coco.py`
 
 from tool.core.cli import ArgumentParser, positive_int, progress, run_main  # noqa: E402
-from tool.data.coco import (annotations_by_image, image_key, image_label,  # noqa: E402
-                       read_instances_json, write_label_png)
-from tool.core.workers import map_with_workers  # noqa: E402
 from tool.core.io import (InputError, check_output_folder, link_file, output_done,  # noqa: E402
-                     save_npy, save_text)
+                          save_npy, save_text)
+from tool.core.workers import map_with_workers  # noqa: E402
+from tool.data.coco import (annotations_by_image, image_key, image_label,  # noqa: E402
+                            read_instances_json, write_label_png)
 
 YEAR = "2014"
 IMAGE_DIR = "JPEGImages"

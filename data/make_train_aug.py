@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/mak
 
 from tool.core.cli import ArgumentParser, progress, run_main  # noqa: E402
 from tool.core.io import (InputError, check_output_file, output_done, read_label_png,  # noqa: E402
-                     save_label_png, save_text)
+                          save_label_png, save_text)
 from tool.data.voc import NUM_CLASSES, find_label, read_image_list  # noqa: E402
 
 VOC_SPLITS = os.path.join("ImageSets", "Segmentation")

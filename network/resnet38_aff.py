@@ -7,8 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from network import resnet38d
-from network.param_groups import parameter_groups
 from network.pairs import PAIR_RADIUS, dense_affinity, get_indices_of_pairs
+from network.param_groups import parameter_groups
 
 # Output channels of f8_3, f8_4, f8_5 at width 1.0 (64 + 128 + 256 = 448 into f9).
 FEATURE_CHANNELS = {"conv4": 64, "conv5": 128, "conv6": 256}
@@ -52,10 +52,11 @@ class Net(resnet38d.Net):
 
 def pair_affinities(features, radius=PAIR_RADIUS):
     """exp(-mean over channels |f_from - f_to|) of (B, C, h, w) features for the pairs of
-    `get_indices_of_pairs`: (B, D, M)."""
+    `get_indices_of_pairs`: (B, D, M), in float32 (bfloat16 would round every affinity
+    above 0.998 to 1, where the loss's -log(1 - aff) and the walk are most sensitive)."""
     ind_from, ind_to = (torch.from_numpy(i).to(features.device)
                         for i in get_indices_of_pairs(radius, tuple(features.shape[2:])))
-    f = features.flatten(2)
+    f = features.float().flatten(2)
     f_from = f.index_select(2, ind_from).unsqueeze(2)
     f_to = f.index_select(2, ind_to).view(f.shape[0], f.shape[1], -1, ind_from.numel())
     return torch.exp(-torch.mean(torch.abs(f_to - f_from), dim=1))

@@ -10,12 +10,12 @@ import torch
 import infer_aff
 import train_aff
 from network import resnet38_aff
-from tool.psa import aff_labels as al
+from network.pairs import search_directions
 from tool.core.checkpoint import save_checkpoint
 from tool.core.io import InputError, read_label_png, save_npy
-from network.pairs import search_directions
-from tool.psa.random_walk import cpu_threads
 from tool.data.voc import load_cls_labels, read_image_list
+from tool.psa import aff_labels as al
+from tool.psa.random_walk import cpu_threads
 
 WIDTH = ["--width", "0.125"]
 

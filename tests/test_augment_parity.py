@@ -20,12 +20,12 @@ import pytest
 
 from golden import GOLDEN, golden_meta, load_golden, needs_golden
 from network.resnet38d import IMAGE_MEAN, IMAGE_STD, normalize_image
-from tool.psa import aff_labels
 from tool.auxsegnet import training
+from tool.core.io import IGNORE_LABEL, read_image, save_label_png, save_npy
 from tool.data import transforms
 from tool.data.cls_data import RESIZE_LONG, ClassifierAugment, ClassifierDraws
-from tool.core.io import IGNORE_LABEL, read_image, save_label_png, save_npy
 from tool.data.voc import load_cls_labels, read_seg_sample
+from tool.psa import aff_labels
 
 pytestmark = needs_golden
 DATASET = GOLDEN / "dataset"

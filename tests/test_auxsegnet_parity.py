@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from golden import (GOLDEN, assert_close, golden_threads,  # noqa: F401 (fixture)
-                    load_golden, load_recipe, needs_golden)
+from golden import (GOLDEN, assert_close, golden_threads, load_golden,  # noqa: F401 (fixture)
+                    load_recipe, needs_golden)
 from network.AuxSegNet import SegNet
-from tool.auxsegnet import infer
-from tool.auxsegnet import pgt
+from tool.auxsegnet import infer, pgt
 from tool.core.io import read_image, read_saliency
 from tool.data.voc import load_cls_labels, read_image_list
 

@@ -6,9 +6,9 @@ workers are real processes."""
 import io
 import json
 import os
-import tempfile
 import shutil
 import sys
+import tempfile
 from types import SimpleNamespace
 
 import numpy as np

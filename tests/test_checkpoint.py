@@ -10,7 +10,7 @@ import torch.nn as nn
 from network import resnet38_cls, resnet38d
 from test_mxnet_params import mxnet_name, write_params
 from tool.core.checkpoint import (load_training_state, load_weights, read_checkpoint,
-                             save_checkpoint, save_training_state, summarise_keys)
+                                  save_checkpoint, save_training_state, summarise_keys)
 from tool.core.io import InputError
 
 WIDTH = 0.125

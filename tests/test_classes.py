@@ -5,10 +5,10 @@ import argparse
 import numpy as np
 import pytest
 
-from tool.data.classes import (add_class_args, add_dataset_arg, class_flags, class_names,
-                          labelled_images, resolve_num_classes, segmentation_class_names)
-from tool.data.coco import COCO_CLASSES
 from tool.core.io import InputError, save_npy
+from tool.data.classes import (add_class_args, add_dataset_arg, class_flags, class_names,
+                               labelled_images, resolve_num_classes, segmentation_class_names)
+from tool.data.coco import COCO_CLASSES
 from tool.data.voc import VOC_CLASSES
 
 

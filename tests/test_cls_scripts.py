@@ -8,8 +8,8 @@ import torch
 import infer_cls
 import train_cls
 from network import resnet38_aff
-from tool.core.io import InputError, load_cam_dict, read_label_png
 from tool.core.checkpoint import save_checkpoint
+from tool.core.io import InputError, load_cam_dict, read_label_png
 from tool.data.voc import load_cls_labels
 
 TRAIN_ARGS = ["--width", "0.125", "--crop_size", "64", "--resize_long", "64", "96",

@@ -12,9 +12,9 @@ from pycocotools.coco import COCO
 from coco_data import (DOG, GIRAFFE, PERSON, STOP_SIGN, TOOTHBRUSH, box_mask, box_polygon,
                        compressed_rle, make_coco_layout, uncompressed_rle)
 from data import make_coco
-from tool.data.coco import (CATEGORY_TO_INDEX, COCO_CATEGORIES, COCO_CLASSES, NUM_COCO_CLASSES,
-                       annotation_mask, class_index, image_labels_from_instances, label_map)
 from tool.core.io import InputError, read_label_png
+from tool.data.coco import (CATEGORY_TO_INDEX, COCO_CATEGORIES, COCO_CLASSES, NUM_COCO_CLASSES,
+                            annotation_mask, class_index, image_labels_from_instances, label_map)
 from tool.data.voc import id_from_list_entry, load_cls_labels, read_image_list
 
 H, W = 20, 24

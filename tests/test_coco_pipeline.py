@@ -12,23 +12,23 @@ import pytest
 
 import eval_seg
 import gen_pgt
-import infer_AuxAff
 import infer_aff
+import infer_AuxAff
 import infer_cam
 import infer_cls
 import infer_seg
 import make_pgt
 import run_iterations
 import split_img
-import train_AuxAff
 import train_aff
+import train_AuxAff
 import train_cls
 import train_seg
 from coco_data import make_coco_layout
 from data import make_coco
 from tool.core.cli import run_main
-from tool.data.coco import COCO_CLASSES
 from tool.core.io import InputError, load_cam_dict, read_label_png
+from tool.data.coco import COCO_CLASSES
 from tool.data.voc import load_cls_labels, read_image_list
 
 WIDTH = ["--width", "0.125"]

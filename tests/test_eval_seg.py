@@ -8,10 +8,10 @@ import pytest
 
 import eval_seg
 from golden import TESTDATA
-from tool.seg import evaluate
-from tool.data.classes import segmentation_class_names
 from tool.core.cli import run_main
 from tool.core.io import InputError, read_label_png, save_label_png, save_npy
+from tool.data.classes import segmentation_class_names
+from tool.seg import evaluate
 
 VOC_REAL = TESTDATA / "voc_real"
 VOC_MASKS = VOC_REAL / "SegmentationClass"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from golden import load_golden, needs_golden
-from tool.seg.crf import crf_for_sal
 from tool.auxsegnet.fusion import fuse_cam_saliency
+from tool.seg.crf import crf_for_sal
 
 
 @needs_golden

@@ -9,14 +9,16 @@ import pytest
 import torch
 
 import infer_cam
+import infer_cls
 import split_img
 from data.make_demo_dataset import make_demo_dataset
 from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
 from network import resnet38_cls
+from stage_inputs import run_cli
 from tool.cam import infercam
 from tool.cam.multiscale import scaled_inputs, with_flips
 from tool.core.checkpoint import save_checkpoint
-from tool.core.io import InputError, load_cam_dict, read_image
+from tool.core.io import InputError, load_cam_dict, read_image, save_npy
 from tool.data.voc import load_cls_labels, read_image_list
 
 IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
@@ -286,20 +288,71 @@ def test_lossless_split_writes_no_jpeg_and_infer_cam_needs_the_images(demo, tmp_
                         "--lossless_crops", "--out_cam", str(tmp_path / "cam")])
 
 
+def without_root(args):
+    at = args.index("--voc12_root")
+    return args[:at] + args[at + 2:]
+
+
 def test_infer_cam_without_voc12_root_takes_labels_and_sizes_from_the_records(demo, tmp_path):
     split_dir = tmp_path / "split"
     split_img.main(demo_args(demo, "--split_path", str(split_dir)))
     with_root, without = tmp_path / "with_root", tmp_path / "without"
     infer_cam.main(demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(with_root)))
-    args = demo_args(demo, "--split_path", str(split_dir), "--out_cam", str(without))
-    root_at = args.index("--voc12_root")
-    infer_cam.main(args[:root_at] + args[root_at + 2:])
+    args = without_root(demo_args(demo, "--split_path", str(split_dir), "--out_cam",
+                                  str(without)))
+    infer_cam.main(args)
     for img_id in read_image_list(demo / "train.txt"):
         a, b = load_cam_dict(with_root / f"{img_id}.npy"), load_cam_dict(without / f"{img_id}.npy")
         assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
     os.remove(split_dir / f"{img_id}.json")
     with pytest.raises(InputError, match=f"{img_id}.json: split record not found"):
-        infer_cam.main(args[:root_at] + args[root_at + 2:] + ["--overwrite"])
+        infer_cam.main(args + ["--overwrite"])
+
+
+def test_image_without_a_labelled_class_is_skipped_by_both_steps(demo, tmp_path, capsys):
+    """split_img.py records that it had no class for the image; infer_cam.py without
+    --voc12_root (labels from the records) then skips and counts it, as every stage does,
+    while a record missing for another reason still fails with one line naming it."""
+    labelled, no_class = read_image_list(demo / "train.txt")
+    labels = load_cls_labels(demo / "cls_labels.npy")
+    labels[no_class] = np.zeros(NUM_CLASSES, np.float32)
+    save_npy(tmp_path / "cls_labels.npy", labels)
+    split_dir, cams = tmp_path / "split", tmp_path / "cam"
+    split_argv = demo_args(demo, "--cls_labels", str(tmp_path / "cls_labels.npy"),
+                           "--split_path", str(split_dir))
+    capsys.readouterr()
+    split_img.main(split_argv)
+    assert "1 images split, 0 already done (2 listed, 1 without a labelled class skipped" in \
+        capsys.readouterr().out
+    record = json.loads((split_dir / f"{no_class}.json").read_text())
+    assert record == {"num_classes": NUM_CLASSES, "classes": []}
+    assert not list(split_dir.glob(f"{no_class}_*.jpg"))
+    split_img.main(split_argv)  # a rerun has nothing left to do
+    assert "0 images split, 1 already done (2 listed, 1 without a labelled class skipped" in \
+        capsys.readouterr().out
+
+    cam_argv = without_root(demo_args(demo, "--split_path", str(split_dir), "--out_cam",
+                                      str(cams), "--max_rounds", "1"))
+    infer_cam.main(cam_argv)
+    assert "1 images computed, 0 already done (2 listed, 1 without a labelled class skipped)" in \
+        capsys.readouterr().out
+    assert sorted(os.listdir(cams)) == [f"{labelled}.npy", "settings.json"]
+
+    # with labels that name a class for it, its record holds no crops to refine (the list
+    # given last is the one argparse keeps)
+    (tmp_path / "one.txt").write_text(f"{no_class}\n")
+    one = demo_args(demo, "--infer_list", str(tmp_path / "one.txt"), "--split_path",
+                    str(split_dir), "--out_cam", str(tmp_path / "cam_root"))
+    code, lines = run_cli(infer_cam.main, one, capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {split_dir / no_class}.json: split_img.py had no "
+                               "labelled class for this image")
+
+    # a record that split_img.py never wrote
+    os.remove(split_dir / f"{labelled}.json")
+    code, lines = run_cli(infer_cam.main, cam_argv + ["--overwrite"], capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {split_dir / labelled}.json: split record not found")
 
 
 def test_infer_cam_names_a_missing_crop(demo, tmp_path):
@@ -342,3 +395,89 @@ def test_identical_crops_are_refined_once_with_the_same_result():
     _, shrinks = infercam.infer_cam(CountingFirstChannel(), [rgb, other, rgb, other], label,
                                     rgb.shape[:2])
     assert len(shrinks) == 2
+
+
+class BatchRecorder(FirstChannel):
+    """FirstChannel that records the batch size of every forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def forward_cam(self, x):
+        self.batches.append(x.shape[0])
+        return super().forward_cam(x)
+
+
+def test_crops_refined_together_give_each_crop_its_own_result():
+    """Batched rounds = per-crop rounds, bit for bit on a network whose output per input
+    does not depend on the batch; equal-shape crops share one forward per scale while both
+    run, and a stopped crop leaves the batch."""
+    ramp = np.repeat(np.repeat(np.linspace(0, 255, 40).astype(np.uint8)[None, :, None], 12, 0),
+                     3, 2)  # a new band lights up every round
+    half = np.zeros((12, 40, 3), np.uint8)
+    half[:, :20] = 255  # stops after 2 rounds
+    other = np.random.default_rng(2).integers(0, 256, (10, 28, 3), dtype=np.uint8)
+    crops, label = [ramp, half, other], one_class_label()
+    together = BatchRecorder()
+    results = infercam.refine_crop_cams(together, crops, label)
+    for rgb, (cam, shrinks) in zip(crops, results):
+        cam_alone, shrinks_alone = infercam.refine_crop_cam(FirstChannel(), rgb, label)
+        assert shrinks == shrinks_alone
+        np.testing.assert_array_equal(cam, cam_alone)
+    rounds = [len(s) for _, s in results]
+    assert rounds[0] > 2 and rounds[1] == 2  # half leaves the batch first
+    scales, expected = len(infercam.CAM_SCALES), []
+    for r in range(max(rounds)):
+        shared = sum(rounds[k] > r for k in (0, 1))  # ramp and half have equal shapes
+        expected += [2 * shared] * scales + [2] * scales * (rounds[2] > r)
+    assert together.batches == expected
+
+
+@pytest.fixture(scope="module")
+def small_resnet():
+    torch.manual_seed(0)
+    net = resnet38_cls.Net(width=0.125).eval()
+    for m in net.modules():  # a trunk whose residual branches are not zero
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, std=(2 / m.weight[0].numel()) ** 0.5 / 2)
+    return net
+
+
+def test_infer_cam_batched_rounds_match_crop_by_crop_on_a_resnet(small_resnet):
+    """The same refined CAMs (within float32 noise of a different batch size, far inside
+    the golden 5e-5) and the same rounds as refining the crops one after another."""
+    rgb = np.random.default_rng(4).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    label = one_class_label(3) + one_class_label(7)
+    centers = np.array([[20, 31], [26, 33]])  # symmetric: crops 1/2 and 3/4 share shapes
+    crops = [infercam.crop(rgb, box) for box in infercam.split_boxes(centers, 48, 64)]
+    merged, shrinks = infercam.infer_cam(small_resnet, crops, label, rgb.shape[:2])
+    alone = [infercam.refine_crop_cam(small_resnet, c, label) for c in crops]
+    assert shrinks == [s for _, s in alone]
+    reference = infercam.merge_crop_cams([cam for cam, _ in alone], rgb.shape[:2])
+    assert np.abs(merged - reference).max() < 1e-6
+
+
+def test_split_img_reusing_infer_cls_cams_writes_identical_splits(demo, tmp_path):
+    cam_dir, fresh, reused = tmp_path / "cam", tmp_path / "fresh", tmp_path / "reused"
+    infer_cls.main(demo_args(demo, "--out_cam", str(cam_dir)))
+    split_img.main(demo_args(demo, "--split_path", str(fresh)))
+    split_img.main(demo_args(demo, "--split_path", str(reused), "--cam_dir", str(cam_dir)))
+    ids = read_image_list(demo / "train.txt")
+    for img_id in ids:
+        assert (json.loads((reused / f"{img_id}.json").read_text())
+                == json.loads((fresh / f"{img_id}.json").read_text()))
+        for n in range(1, infercam.NUM_CROPS + 1):
+            name = f"{img_id}_{n}.jpg"
+            assert (reused / name).read_bytes() == (fresh / name).read_bytes()
+    assert json.loads((reused / "settings.json").read_text())["cam_dir"] == str(cam_dir)
+    one_scale = demo_args(demo, "--split_path", str(tmp_path / "x"), "--cam_dir", str(cam_dir))
+    one_scale.remove("0.5")
+    with pytest.raises(InputError, match=r"settings.json: CAMs made at scales \[1.0, 0.5\]"):
+        split_img.main(one_scale)
+    cams = load_cam_dict(cam_dir / f"{ids[0]}.npy")
+    missing = sorted(cams)[0]
+    save_npy(cam_dir / f"{ids[0]}.npy", {k: v for k, v in cams.items() if k != missing})
+    with pytest.raises(InputError, match=f"{ids[0]}.npy: CAM dict lacks class {missing} of the image label"):
+        split_img.main(demo_args(demo, "--split_path", str(reused), "--cam_dir", str(cam_dir),
+                                 "--overwrite"))

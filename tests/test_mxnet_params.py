@@ -11,7 +11,7 @@ from golden import TESTDATA, needs_testdata
 from network import resnet38d
 from tool.core.io import InputError
 from tool.core.mxnet_params import (LIST_MAGIC, V1_MAGIC, V2_MAGIC, V3_MAGIC, read_mxnet_params,
-                               resnet38_state_dict_from_mxnet)
+                                    resnet38_state_dict_from_mxnet)
 
 MXNET_DIR = TESTDATA / "mxnet"
 FLAGS = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.float16): 2,

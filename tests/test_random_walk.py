@@ -170,6 +170,16 @@ def test_scaled_walk_returns_scores_at_the_image_size():
     assert (label[15:25, 28:42] == 5).all() and (label[:4, :] == 0).all()
 
 
+@pytest.mark.parametrize("feat_size", [(6, 11), (9, 13), (6, 11)])
+def test_cached_sparse_transition_is_the_dense_transition_transposed(feat_size):
+    """The CSR built from the cached pattern (per size; (6, 11) twice: from the cache) holds
+    exactly psa's T = A^beta / column sums, transposed."""
+    aff = random_affinities(feat_size, seed=5).double()
+    sparse = rw.sparse_transition_t(aff, feat_size, beta=3).to_dense()
+    dense = rw.transition_power_dense(pairs.dense_affinity(aff, feat_size), beta=3, logt=0)
+    torch.testing.assert_close(sparse, dense.T, rtol=1e-12, atol=1e-15)
+
+
 def test_an_80_class_cam_dict_walks_to_coco_labels():
     """COCO: CAM keys up to 79 become scores 1..80 and labels 1..80 (sparse = dense)."""
     from network import resnet38_aff

@@ -3,11 +3,15 @@ random step and run again (trainers with --resume), ends with files byte-identic
 uninterrupted run's. Stops are simulated in this process (a loader that dies before its
 next batch, a writer that dies before its next file: what a kill leaves on disk, since
 every write is atomic); one trainer is killed for real with SIGKILL. Also: --resume
-without a saved state starts fresh, non-finite weights never replace a checkpoint,
-training logs are strict JSON, and pool workers end with a killed stage."""
+without a saved state starts fresh, non-finite weights never replace a checkpoint, a
+trainer (and a run_iterations round) whose loss diverges stops with one line and exit 1
+leaving its files as they were, training logs are strict JSON, and pool workers end with
+a killed stage."""
 import json
+import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -27,13 +31,14 @@ import infer_cam
 import infer_cls
 import infer_seg
 import make_pgt
+import run_iterations
 import split_img
+import tool.cam.infercam
+import tool.core.io
 import train_aff
 import train_AuxAff
 import train_cls
 import train_seg
-import tool.cam.infercam
-import tool.core.io
 from stage_inputs import WIDTH, make_stage_inputs, run_cli, snapshot
 from tool.core.checkpoint import save_checkpoint
 from tool.core.io import RunError, json_line, save_json
@@ -303,28 +308,76 @@ def test_non_finite_weights_never_replace_a_checkpoint(tmp_path):
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["w.pth"]
 
 
-def test_diverged_training_exits_1_and_keeps_the_checkpoint(env, straight, tmp_path, capsys):
-    """train_cls at an absurd learning rate: one line, exit 1, the last finite weights kept."""
-    _, _, argv, _, compared = TRAINERS["train_cls"]
-    for file in compared:
-        shutil.copy(straight["train_cls"] / file, tmp_path / file)
+# the one line a diverged run ends with (tool.core.train_step.check_finite)
+DIVERGED_LINE = re.compile(r"error: iteration (\d+): (the loss|loss term '\w+') is (nan|-?inf)"
+                           r"\b.*; stopped before the optimiser step")
+ABSURD_LR = "1e30"  # the first step leaves finite but huge weights, the next loss is NaN
+
+
+def refuse_constant(token):
+    raise ValueError(f"non-standard JSON token {token}")
+
+
+def strict_json_files(folder):
+    """{name: parsed} of the .json files in `folder`, parsed strictly (no NaN/Infinity)."""
+    return {p.name: json.loads(p.read_text(), parse_constant=refuse_constant)
+            for p in sorted(Path(folder).glob("*.json"))}
+
+
+@pytest.mark.parametrize("name", sorted(TRAINERS))
+def test_diverged_training_exits_1_and_keeps_the_checkpoint(name, env, straight, tmp_path,
+                                                            capsys):
+    """A finished run's outputs, then the same run again at an absurd learning rate: one
+    line naming the iteration and the loss term, exit 1, every file as it was."""
+    module, _, argv, _, compared = TRAINERS[name]
+    shutil.copytree(straight[name], tmp_path, dirs_exist_ok=True)
+    assert all((tmp_path / file).is_file() for file in compared)
     before = snapshot(tmp_path)
-    code, lines = run_cli(train_cls.main, argv(env, tmp_path) + ["--lr", "1e30"], capsys)
-    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    code, lines = run_cli(module.main, argv(env, tmp_path) + ["--lr", ABSURD_LR], capsys)
+    assert code == 1 and len(lines) == 1, lines
+    diverged = DIVERGED_LINE.match(lines[0])
+    assert diverged and diverged[1] == "2", lines[0]
     assert snapshot(tmp_path) == before
+    logs = strict_json_files(tmp_path)
+    assert list(logs) == (["AuxSegNet_log.json"] if name == "train_AuxAff" else [])
+    assert all(math.isfinite(record["loss"]) for log in logs.values() for record in log)
+
+
+def test_diverged_round_of_run_iterations_exits_1_and_keeps_the_earlier_round(env, tmp_path,
+                                                                               capsys):
+    """Round 1 trains normally; round 2 (from round 1's weights) diverges: one line, exit 1,
+    round 1 and the summary untouched, round 2 without weights, log or record."""
+    work = tmp_path / "iter"
+    train = "--crop_size 64 --batch_size 2 --max_iters 2 --num_workers 0"
+    argv = ["--work_dir", work, "--img_path", env.images, "--SALpath", env.sal,
+            "--seg_pgt_path", env.voc / "SegmentationClassAug", "--sal_pgt_path", env.sal,
+            "--init_weights", env.weights["cls"], "--list_path", env.train_list,
+            "--cls_labels", env.cls_labels, "--width", WIDTH, "--num_epochs", "1",
+            "--device", "cpu"]
+    code, _ = run_cli(run_iterations.main, argv + ["--rounds", "1", "--train_args", train],
+                      capsys)
+    assert code is None
+    round_1 = snapshot(work / "round_1", work / "summary.json")
+    code, lines = run_cli(run_iterations.main,
+                          argv + ["--rounds", "2", "--train_args", f"{train} --lr {ABSURD_LR}"],
+                          capsys)
+    assert code == 1 and len(lines) == 1, lines
+    diverged = DIVERGED_LINE.match(lines[0])
+    assert diverged and diverged[1] == "2", lines[0]
+    assert snapshot(work / "round_1", work / "summary.json") == round_1
+    model_2 = work / "round_2" / "model"
+    assert not (work / "round_2" / "done.json").exists()
+    assert not [p.name for p in model_2.glob("*.pth")]
+    assert strict_json_files(model_2) == {}
 
 
 def test_logs_are_strict_json(tmp_path):
     record = {"iter": 3, "loss": float("nan"), "terms": [1.0, float("inf"), -float("inf")]}
     save_json(tmp_path / "log.json", [record])
-
-    def refuse(token):
-        raise ValueError(f"non-standard JSON token {token}")
-
     text = (tmp_path / "log.json").read_text()
-    assert json.loads(text, parse_constant=refuse) == [
+    assert json.loads(text, parse_constant=refuse_constant) == [
         {"iter": 3, "loss": None, "terms": [1.0, None, None]}]
-    assert json.loads(json_line(record), parse_constant=refuse)["loss"] is None
+    assert json.loads(json_line(record), parse_constant=refuse_constant)["loss"] is None
 
 
 # ----------------------------------------------------------------- worker pools

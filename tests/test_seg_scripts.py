@@ -15,10 +15,10 @@ from network import resnet38_cls
 from network.seg_models import build_model
 from tool.core import checkpoint
 from tool.core.io import SETTINGS_FILE, InputError, read_label_png, save_label_png
-from tool.seg.infer import predict_label, predict_probs
 from tool.core.optim import psa_optimizer
 from tool.core.train_step import sgd_step
 from tool.seg import training
+from tool.seg.infer import predict_label, predict_probs
 
 SMALL = 0.125
 COLOURS = torch.tensor([[-1.0, 0.0, 1.0], [1.5, -1.0, 0.0], [0.0, 1.5, -1.5]])

@@ -30,16 +30,16 @@ import numpy as np
 import pytest
 import torch
 
-from golden import (golden_meta, golden_threads,  # noqa: F401 (fixture)
-                    load_golden, needs_golden, recipe_state_dict)
+from golden import (golden_meta, golden_threads, load_golden, needs_golden,  # noqa: F401 (fixture)
+                    recipe_state_dict)
 from network import resnet38_aff, resnet38_cls
 from network.AuxSegNet import SegNet
 from tool.auxsegnet import training as aux_training
-from tool.psa.aff_labels import LOSS_EPS, affinity_loss
-from tool.data.cls_data import multilabel_loss
 from tool.core.optim import psa_optimizer
-from tool.psa.training import add_psa_training_args
 from tool.core.train_step import sgd_step
+from tool.data.cls_data import multilabel_loss
+from tool.psa.aff_labels import LOSS_EPS, affinity_loss
+from tool.psa.training import add_psa_training_args
 
 pytestmark = [needs_golden, pytest.mark.usefixtures("golden_threads")]
 

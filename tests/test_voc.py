@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 from golden import GOLDEN, TESTDATA, needs_golden
-from tool.core.io import InputError, read_image, read_label_png, save_gray_png, save_label_png, save_npy
+from tool.core.io import (InputError, read_image, read_label_png, save_gray_png, save_label_png,
+                          save_npy)
 from tool.data.voc import (NUM_CLASSES, VOC_CLASSES, VOCImageDataset, VOCSegDataset, find_image,
-                      find_label, get_image_label, load_cls_labels, read_image_list,
-                      read_seg_sample, voc_dirs)
+                           find_label, get_image_label, load_cls_labels, read_image_list,
+                           read_seg_sample, voc_dirs)
 
 VOC_REAL = TESTDATA / "voc_real"
 needs_voc_real = pytest.mark.skipif(not VOC_REAL.is_dir(), reason=f"{VOC_REAL} is absent")

@@ -3,14 +3,17 @@ optionally over scales and flips, optional inference CRF, argmax."""
 import numpy as np
 
 from tool.auxsegnet.model import RefinedSegmentation
+from tool.core.precision import DEFAULT_PRECISION
 from tool.seg.infer import apply_crf, predict_probs
 
 
-def predict_segmentation(net, rgb, scales=(1.0,), flip=False, use_crf=False, device="cpu"):
+def predict_segmentation(net, rgb, scales=(1.0,), flip=False, use_crf=False, device="cpu",
+                         precision=DEFAULT_PRECISION):
     """infer_AuxAff.py on one uint8 RGB image: softmax of the upsampled refined
-    segmentation (averaged over scales/flips), optional AuxSegNet inference CRF,
-    argmax. Returns (label (H, W) uint8, probabilities (C, H, W) float32)."""
-    probs = predict_probs(RefinedSegmentation(net), rgb, scales, flip, device)
+    segmentation (averaged over scales/flips; the forwards at `precision`), optional
+    AuxSegNet inference CRF, argmax. Returns (label (H, W) uint8, probabilities (C, H, W)
+    float32)."""
+    probs = predict_probs(RefinedSegmentation(net), rgb, scales, flip, device, precision)
     return label_from_probs(rgb, probs, use_crf)
 
 

@@ -9,6 +9,7 @@ from network.resnet38d import normalize_image
 from tool.auxsegnet.fusion import fuse_cam_saliency
 from tool.cam.multiscale import normalize_cam
 from tool.core.io import save_gray_png, save_label_png
+from tool.core.precision import DEFAULT_PRECISION, float32_outputs, precision_context
 from tool.seg.crf import crf_for_sal
 
 
@@ -17,17 +18,19 @@ def _upsample(x, size):
 
 
 @torch.inference_mode()
-def update_scores(net, rgb, device="cpu"):
+def update_scores(net, rgb, device="cpu", precision=DEFAULT_PRECISION):
     """gen_pgt.py's network part on one uint8 RGB image (single scale, whole image):
     (refined CAM (C, H, W) = cross_aff . relu/max-normalised CAM of the C foreground
     classes, upsampled; refined saliency (H, W) = sigmoid of the refined saliency logit,
-    upsampled)."""
+    upsampled). The forward runs at `precision`, the rest in float32."""
     size = rgb.shape[:2]
     x = torch.from_numpy(normalize_image(rgb))[None].to(device)
-    _, cam, _, refined_sal, _, _, cross_aff = net(x, require_cam=True)
-    cam = normalize_cam(F.relu(cam[0].float()))[None]
-    refined_cam = _upsample(propagate(cross_aff.float(), cam), size)
-    ref_sal = _upsample(torch.sigmoid(refined_sal.float()), size)
+    with precision_context(x.device, precision):
+        outputs = net(x, require_cam=True)
+    _, cam, _, refined_sal, _, _, cross_aff = float32_outputs(outputs)
+    cam = normalize_cam(F.relu(cam[0]))[None]
+    refined_cam = _upsample(propagate(cross_aff, cam), size)
+    ref_sal = _upsample(torch.sigmoid(refined_sal), size)
     return refined_cam[0].cpu().numpy(), ref_sal[0, 0].cpu().numpy()
 
 

@@ -12,6 +12,7 @@ from network.resnet38d import normalize_image
 from tool.core.batch_plan import StepPlan
 from tool.core.io import IGNORE_LABEL
 from tool.core.optim import PolyOptimizer_cls
+from tool.core.precision import DEFAULT_PRECISION
 from tool.core.train_step import sgd_step
 from tool.data import transforms
 from tool.data.voc import NUM_CLASSES, find_image, find_label, labels_for_ids, read_seg_sample
@@ -178,8 +179,10 @@ def make_optimizer(net, lr, wt_dec, max_step, momentum=None):
 
 
 def train_step(model, optimizer, scaler, batch, weights=LossWeights(), amp=False,
-               iteration=None):
-    """One SGD step (tool.core.train_step.sgd_step) on a collated batch already on the device;
-    returns the loss terms and their weighted total as floats."""
+               iteration=None, precision=DEFAULT_PRECISION):
+    """One SGD step (tool.core.train_step.sgd_step, forward at `precision` unless `amp`) on
+    a collated batch already on the device; returns the loss terms and their weighted
+    total as floats."""
     return sgd_step(model, optimizer, batch["img"], batch,
-                    functools.partial(training_loss, weights=weights), scaler, amp, iteration)
+                    functools.partial(training_loss, weights=weights), scaler, amp, iteration,
+                    precision)

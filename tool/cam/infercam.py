@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from tool.cam.multiscale import CAM_SCALES, multi_hot, normalize_cam, scaled_inputs, summed_cams, with_flips
+from tool.cam.multiscale import (CAM_SCALES, multi_hot, normalize_cam, scaled_inputs,
+                                 summed_cams_many, with_flips)
 from tool.core.io import InputError, atomic_path, load_json, save_json
+from tool.core.precision import DEFAULT_PRECISION, precision_context
 
 SPLIT_MARGINS = {1: 10, 2: 20}  # split_img.py: buffer (px) around the centres, by class count
 NUM_CROPS = 4
@@ -27,14 +29,15 @@ CROP_JPEG_QUALITY = 95  # split_img.py writes the crops with cv2.imwrite's defau
 RELEASED_INFER_LIST = "voc12/train.txt"  # split_img.py / infer_cam.py default, cwd-relative
 
 
-def mass_centers(norm_cam, classes):
+def mass_centers(cams, classes):
     """(K, 2) int64 (row, col) mass centre of each class's CAM, truncated by int() as
-    split_img.py; the image centre when a CAM is all zero (its centre is undefined)."""
-    height, width = norm_cam.shape[1:]
+    split_img.py; the image centre when a CAM is all zero (its centre is undefined).
+    `cams[c]` is class c's (H, W) map: a dense (C, H, W) array or a CAM dict."""
     centers = []
     with np.errstate(invalid="ignore", divide="ignore"):
         for c in classes:
-            center = ndimage.center_of_mass(norm_cam[c])
+            height, width = np.shape(cams[c])
+            center = ndimage.center_of_mass(np.asarray(cams[c]))
             centers.append([int(v) for v in center] if np.all(np.isfinite(center))
                            else [height // 2, width // 2])
     return np.array(centers, np.int64).reshape(-1, 2)
@@ -96,34 +99,57 @@ def erased_inputs(inputs, left, flipped, chained=True, flip_mask=False):
     return out
 
 
-@torch.inference_mode()
-def refine_crop_cam(net, rgb, label, scales=CAM_SCALES, device="cpu", max_rounds=MAX_ROUNDS,
-                    threshold=ERASE_THRESHOLD, min_shrink=MIN_SHRINK, chained=True,
-                    flip_mask=False):
-    """InferCam's iterative erasing on one crop (uint8 RGB). Each round computes the
-    multi-scale + flip CAM of the (erased) inputs and keeps the running max; pixels whose
-    max over classes stays below `threshold` are "left". Stops after `max_rounds` or when
-    the left area shrank by less than `min_shrink` of the crop. Returns the running max
-    (C, h, w) float64 and the shrink fraction of every round run."""
-    rgb = np.asarray(rgb)
-    size = rgb.shape[:2]
+@torch.no_grad()  # not inference_mode: autocast caches its weight casts only here
+def refine_crop_cams(net, crops, label, scales=CAM_SCALES, device="cpu", max_rounds=MAX_ROUNDS,
+                     threshold=ERASE_THRESHOLD, min_shrink=MIN_SHRINK, chained=True,
+                     flip_mask=False, precision=DEFAULT_PRECISION):
+    """InferCam's iterative erasing on each crop (uint8 RGB) of `crops`. Each round
+    computes the multi-scale + flip CAM of the (erased) inputs and keeps the running max;
+    pixels whose max over classes stays below `threshold` are "left". A crop stops after
+    `max_rounds` or when its left area shrank by less than `min_shrink` of the crop.
+    The crops still running do their round together (`summed_cams_many`: inputs of equal
+    shape in one batch); a stopped crop leaves the batch. Per crop, returns the running
+    max (C, h, w) float64 and the shrink fraction of every round it ran, as
+    `refine_crop_cam` gives it alone."""
     device = torch.device(device)
-    inputs = with_flips(scaled_inputs(rgb, scales))
-    flipped = [i % 2 == 1 for i in range(len(inputs))]
-    cam_matrix = np.zeros((len(label),) + size, np.float64)
-    left = np.ones(size, bool)
-    shrinks = []
-    for round_index in range(max_rounds):
-        batch = inputs if round_index == 0 else erased_inputs(inputs, left, flipped, chained,
-                                                               flip_mask)
-        norm_cam = normalize_cam(summed_cams(net, batch, size, label, device, flipped))
-        cam_matrix = np.maximum(cam_matrix, norm_cam.cpu().numpy())
-        new_left = cam_matrix.max(axis=0) < threshold
-        shrinks.append((int(left.sum()) - int(new_left.sum())) / left.size)
-        left = new_left
-        if shrinks[-1] < min_shrink:
-            break
-    return cam_matrix, shrinks
+    crops = [np.asarray(rgb) for rgb in crops]
+    sizes = [rgb.shape[:2] for rgb in crops]
+    inputs = [with_flips(scaled_inputs(rgb, scales)) for rgb in crops]
+    flipped = [i % 2 == 1 for i in range(2 * len(scales))]
+    cam_matrices = [np.zeros((len(label),) + size, np.float64) for size in sizes]
+    lefts = [np.ones(size, bool) for size in sizes]
+    shrinks = [[] for _ in crops]
+    running = list(range(len(crops)))
+    with precision_context(device, precision):  # bf16: each weight cast once for all rounds
+        for round_index in range(max_rounds):
+            if not running:
+                break
+            batches = [inputs[k] if round_index == 0 else
+                       erased_inputs(inputs[k], lefts[k], flipped, chained, flip_mask)
+                       for k in running]
+            totals = summed_cams_many(net, batches, [sizes[k] for k in running], label,
+                                      device, [flipped] * len(running), precision)
+            for k, total in zip(running, totals):
+                cam_matrices[k] = np.maximum(cam_matrices[k],
+                                             normalize_cam(total).cpu().numpy())
+                new_left = cam_matrices[k].max(axis=0) < threshold
+                shrinks[k].append((int(lefts[k].sum()) - int(new_left.sum())) / lefts[k].size)
+                lefts[k] = new_left
+            running = [k for k in running if shrinks[k][-1] >= min_shrink]
+    return list(zip(cam_matrices, shrinks))
+
+
+def refine_crop_cam(net, rgb, label, **refine_options):
+    """`refine_crop_cams` of one crop: (running max (C, h, w) float64, shrink per round)."""
+    return refine_crop_cams(net, [rgb], label, **refine_options)[0]
+
+
+def split_from_cams(cams, classes, image_hw, clamp=False):
+    """split_img.py's split of one image from its multi-scale CAM (`cams[c]`: a dense
+    array or infer_cls.py's CAM dict, which holds the same maps): (mass centres, the four
+    crop boxes)."""
+    centers = mass_centers(cams, classes)
+    return centers, split_boxes(centers, *image_hw, clamp=clamp)
 
 
 def corner_slices(index, crop_hw, image_hw):
@@ -161,15 +187,15 @@ def infer_cam(net, crops, label, image_hw, **refine_options):
     """InferCam's refined CAM of one image from its four corner crops (uint8 RGB):
     (merged (C, H, W) float64, shrink fractions per refined crop). A crop identical to an
     earlier one (three or more classes: four whole images) reuses its result instead of
-    being refined again. `refine_options` go to `refine_crop_cam`."""
-    refined, shrinks = [], []
-    for index, rgb in enumerate(crops):
-        twin = next((i for i in range(index) if np.array_equal(crops[i], rgb)), None)
-        if twin is None:
-            cam, crop_shrinks = refine_crop_cam(net, rgb, label, **refine_options)
-            shrinks.append(crop_shrinks)
-        refined.append(cam if twin is None else refined[twin])
-    return merge_crop_cams(refined, image_hw), shrinks
+    being refined again; the others are refined together (`refine_crop_cams`, which
+    takes `refine_options`)."""
+    twins = [next(i for i in range(index + 1) if np.array_equal(crops[i], rgb))
+             for index, rgb in enumerate(crops)]
+    unique = sorted(set(twins))
+    refined = dict(zip(unique, refine_crop_cams(net, [crops[i] for i in unique], label,
+                                                **refine_options)))
+    merged = merge_crop_cams([refined[twin][0] for twin in twins], image_hw)
+    return merged, [refined[i][1] for i in unique]
 
 
 def crop_image_path(split_path, img_id, index):
@@ -199,9 +225,28 @@ def save_split_record(path, image_hw, num_classes, classes, centers, boxes, clam
     save_json(path, record)
 
 
-def load_split_record(path):
-    """A record of `save_split_record`; a missing or malformed file is an InputError."""
+def save_unlabelled_record(path, num_classes):
+    """The record of an image whose label names no class: no classes, no crops. split_img.py
+    skips such an image, and so does infer_cam.py, taking the labels from the records."""
+    save_json(path, {"num_classes": int(num_classes), "classes": []})
+
+
+def is_unlabelled_record(record):
+    """True for a record of `save_unlabelled_record`."""
+    return isinstance(record, dict) and record.get("classes") == [] and "boxes" not in record
+
+
+def load_split_record(path, allow_unlabelled=False):
+    """A record of `save_split_record`, or with `allow_unlabelled` also one of
+    `save_unlabelled_record` (returned as it is); a missing or malformed file is an
+    InputError."""
     record = load_json(path, "split record (made by split_img.py)")
+    if is_unlabelled_record(record):
+        if allow_unlabelled:
+            return record
+        raise InputError(f"{path}: split_img.py had no labelled class for this image and cut "
+                         "no crops, but the labels given here name one; split it again with "
+                         "these labels (split_img.py --overwrite)")
     try:
         boxes = [tuple(int(v) for v in box) for box in record["boxes"]]
         image_hw = tuple(int(v) for v in record["image_size"])
@@ -214,14 +259,17 @@ def load_split_record(path):
 
 
 def labels_from_split_records(split_path, ids):
-    """{id: image label} from split_img.py's records, for infer_cam.py without a label file."""
+    """{id: image label} from split_img.py's records, for infer_cam.py without a label file;
+    an image split_img.py had no labelled class for gets an all-zero label."""
     labels = {}
     for img_id in ids:
         path = split_record_path(split_path, img_id)
         if not os.path.isfile(path):
-            raise InputError(f"{path}: split record not found; for crops without records "
-                             "give --voc12_root (or --cls_labels) for the image labels")
-        record = load_split_record(path)
+            raise InputError(f"{path}: split record not found (split_img.py writes one for "
+                             "every listed image: run it again on this list to add the "
+                             "missing ones); for crops without records give --voc12_root (or "
+                             "--cls_labels) for the image labels")
+        record = load_split_record(path, allow_unlabelled=True)
         if "num_classes" not in record:
             raise InputError(f"{path}: split record has no class count (written by an older "
                              "split_img.py; split again or give --cls_labels)")

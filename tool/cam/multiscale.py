@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from network.resnet38d import normalize_image
-from tool.data.classes import LABEL_PRESENT
 from tool.core.io import InputError
+from tool.core.precision import DEFAULT_PRECISION, precision_context
+from tool.data.classes import LABEL_PRESENT
 
 CAM_SCALES = (1.0, 0.5, 1.5, 2.0)  # psa infer_cls.py
 CAM_NORM_EPS = 1e-5  # added to each class's spatial max before dividing
@@ -52,27 +53,54 @@ def with_flips(inputs):
     return out
 
 
-def summed_cams(net, inputs, size, label, device, flipped=None):
+def summed_cams(net, inputs, size, label, device, flipped=None, precision=DEFAULT_PRECISION):
     """Sum over `inputs` of forward_cam upsampled bilinearly to `size` (H, W), multiplied
     by the image label and mirrored back for flipped inputs (by default every odd index,
-    the order of `with_flips`). Consecutive inputs of one shape run as one batch."""
+    the order of `with_flips`). Inputs of one shape run as one batch."""
     if flipped is None:
         flipped = [i % 2 == 1 for i in range(len(inputs))]
+    return summed_cams_many(net, [inputs], [size], label, device, [flipped], precision)[0]
+
+
+def shape_groups(input_lists):
+    """{shape: [(list index, input index), ...]} over all inputs of all lists, in order of
+    first appearance: what can run as one batch."""
+    groups = {}
+    for i, inputs in enumerate(input_lists):
+        for j, x in enumerate(inputs):
+            groups.setdefault(tuple(x.shape), []).append((i, j))
+    return groups
+
+
+def summed_cams_many(net, input_lists, sizes, label, device, flipped_lists,
+                     precision=DEFAULT_PRECISION):
+    """`summed_cams` of several lists of inputs (e.g. the crops of one image) at once:
+    inputs of one shape run as one batch whichever list they come from, so each weight
+    is read once per shape instead of once per input. Each list's sum is the one
+    `summed_cams` gives it alone (same rows, same order). Returns one (C, H_i, W_i)
+    tensor per list (None for an empty list). Only the forwards run at `precision`; under
+    an enclosing bf16 context (the same), autocast casts each weight once for all."""
     label_t = torch.as_tensor(np.asarray(label, np.float32), device=device).view(1, -1, 1, 1)
-    total = None
-    start = 0
-    while start < len(inputs):
-        stop = start + 1
-        while stop < len(inputs) and inputs[stop].shape == inputs[start].shape:
-            stop += 1
-        batch = torch.from_numpy(np.stack(inputs[start:stop])).to(device)
-        cams = F.interpolate(net.forward_cam(batch).float(), size=tuple(size), mode="bilinear",
-                             align_corners=False) * label_t
-        flips = torch.tensor(flipped[start:stop], device=device).view(-1, 1, 1, 1)
-        cams = torch.where(flips, cams.flip(-1), cams).sum(0)
-        total = cams if total is None else total + cams
-        start = stop
-    return total
+    totals = [None] * len(input_lists)
+    for members in shape_groups(input_lists).values():
+        batch = torch.from_numpy(np.stack([input_lists[i][j] for i, j in members])).to(device)
+        with precision_context(device, precision):
+            maps = net.forward_cam(batch)
+        maps = maps.float()
+        start = 0
+        while start < len(members):  # the rows of one list are consecutive
+            i = members[start][0]
+            stop = start + 1
+            while stop < len(members) and members[stop][0] == i:
+                stop += 1
+            cams = F.interpolate(maps[start:stop], size=tuple(sizes[i]), mode="bilinear",
+                                 align_corners=False) * label_t
+            flips = torch.tensor([flipped_lists[i][j] for _, j in members[start:stop]],
+                                 device=device).view(-1, 1, 1, 1)
+            cams = torch.where(flips, cams.flip(-1), cams).sum(0)
+            totals[i] = cams if totals[i] is None else totals[i] + cams
+            start = stop
+    return totals
 
 
 def normalize_cam(cam):
@@ -81,13 +109,16 @@ def normalize_cam(cam):
     return cam / (peak + CAM_NORM_EPS)
 
 
-@torch.inference_mode()
-def multiscale_cam(net, rgb, label, scales=CAM_SCALES, device="cpu"):
+@torch.no_grad()  # not inference_mode: autocast caches its weight casts only here
+def multiscale_cam(net, rgb, label, scales=CAM_SCALES, device="cpu",
+                   precision=DEFAULT_PRECISION):
     """psa's multi-scale + flip CAM of one image: (C, H, W) float32 in [0, 1], exactly
-    zero for classes not in `label`."""
+    zero for classes not in `label`; the forwards at `precision` (tool/core/precision.py)."""
     rgb = np.asarray(rgb)
     inputs = with_flips(scaled_inputs(rgb, scales))
-    cam = summed_cams(net, inputs, rgb.shape[:2], label, torch.device(device))
+    with precision_context(device, precision):  # bf16: each weight cast once per image
+        cam = summed_cams(net, inputs, rgb.shape[:2], label, torch.device(device),
+                          precision=precision)
     return normalize_cam(cam).cpu().numpy()
 
 

@@ -1,5 +1,6 @@
 """The one optimiser step every trainer takes (train_cls, train_aff, train_AuxAff,
-train_seg): forward (under autocast only with AMP), the loss and its named terms, a check
+train_seg): forward (under float16 autocast with AMP, bfloat16 autocast with
+--precision bf16, plain float32 otherwise; its outputs then as float32), the loss and its named terms, a check
 that every term is finite, zero_grad, backward through the GradScaler, optimiser step.
 
 A non-finite loss raises NonFiniteLoss before anything is stepped, so the weights of a
@@ -12,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from tool.core.io import RunError
+from tool.core.precision import DEFAULT_PRECISION, float32_outputs, precision_context
 
 
 class NonFiniteLoss(RunError):
@@ -57,18 +59,30 @@ def check_finite(terms, iteration, device):
                         f"those of the previous iteration")
 
 
+def forward_context(device, amp=False, precision=DEFAULT_PRECISION):
+    """The autocast of a training forward: float16 AMP (`amp`; the trainers enable it on
+    CUDA only), else `precision` (tool/core/precision.py). ValueError for both at once."""
+    if amp and precision != DEFAULT_PRECISION:
+        raise ValueError(f"amp and precision {precision!r} exclude each other")
+    if amp:
+        return torch.autocast(device_type=device.type)
+    return precision_context(device, precision)
+
+
 def sgd_step(model, optimizer, inputs, targets, loss_fn, scaler=None, amp=False,
-             iteration=None):
+             iteration=None, precision=DEFAULT_PRECISION):
     """One training step of `model` on `inputs` (already on the device).
 
     loss_fn(outputs, targets) returns (loss, {name: term}); the terms (tensors or floats)
     are what the trainer shows beside the loss. `scaler` is a torch.amp.GradScaler (None:
-    plain backward); `amp` runs the forward under autocast. Returns {"loss": float, **terms
-    as floats}. NonFiniteLoss (naming `iteration`) when a term is NaN/inf, before any
-    gradient or weight changes."""
-    with torch.autocast(device_type=inputs.device.type, enabled=amp):
+    plain backward); `amp` runs the forward under float16 autocast, `precision` "bf16"
+    under bfloat16 autocast (no scaler needed: bfloat16 has float32's range); loss_fn gets
+    the outputs as float32 either way. Returns {"loss": float, **terms as floats}.
+    NonFiniteLoss (naming `iteration`) when a term is NaN/inf, before any gradient or
+    weight changes."""
+    with forward_context(inputs.device, amp, precision):
         outputs = model(inputs)
-    loss, parts = loss_fn(outputs, targets)
+    loss, parts = loss_fn(float32_outputs(outputs), targets)
     terms = {"loss": as_float(loss)}
     terms.update((k, as_float(v)) for k, v in parts.items())
     check_finite(terms, iteration, inputs.device)

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 
 from tool.core.checkpoint import segmentation_class_count
-from tool.data.coco import COCO_CLASSES
 from tool.core.io import InputError
+from tool.data.coco import COCO_CLASSES
 from tool.data.voc import VOC_CLASSES, get_image_label, load_cls_labels
 
 DATASET_CLASSES = {"voc": VOC_CLASSES, "coco": COCO_CLASSES}

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from network.resnet38d import normalize_image
-from tool.data.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
-    draw_jitter, draw_long_side, hflip_if, resize_long, resized_long_hw, worker_rng
+from tool.data.transforms import (JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip,
+                                  draw_jitter, draw_long_side, hflip_if, resize_long,
+                                  resized_long_hw, worker_rng)
 from tool.data.voc import VOCImageDataset
 
 RESIZE_LONG = (256, 512)  # psa train_cls.py

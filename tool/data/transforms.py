@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-
 CV2_INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 PAD_PLACEMENTS = ("random", "top_left")
 

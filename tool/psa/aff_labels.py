@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from network.pairs import PAIR_RADIUS, get_indices_of_pairs
 from network.resnet38d import normalize_image
 from tool.core.io import IGNORE_LABEL, InputError, load_cam_dict, read_image
-from network.pairs import PAIR_RADIUS, get_indices_of_pairs
-from tool.data.transforms import JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip, \
-    draw_jitter, hflip_if, worker_rng
+from tool.data.transforms import (JitterDraws, apply_jitter, crop_at, draw_crop_offsets, draw_flip,
+                                  draw_jitter, hflip_if, worker_rng)
 from tool.data.voc import find_image
 
 CROP_SIZE = 448  # psa README: train_aff.py --crop_size 448

@@ -4,8 +4,10 @@ AffinityNet transition matrix T = A^beta / column sums, t = 2^logt steps.
 Two implementations of the same product `cam_vec @ T^t`:
 - `random_walk_dense`: the original, T^t by `logt` squarings of the dense (hw)^2 matrix;
 - `random_walk(..., method="sparse")` (default): t sparse steps over the 34-neighbour
-  band of pairs, in float64, only for score rows that are not all zero. The pairs are the
-  ones of `get_indices_of_pairs`, so both see the same affinities."""
+  band of pairs (a CSR matrix whose pattern is cached per feature-map size), in float64,
+  only for score rows that are not all zero, on one CPU thread. The pairs are the ones of
+  `get_indices_of_pairs`, so both see the same affinities."""
+import functools
 import warnings
 from contextlib import contextmanager
 
@@ -16,6 +18,7 @@ from PIL import Image
 
 from network.pairs import PAIR_RADIUS, dense_affinity, get_indices_in_radius
 from network.resnet38d import OUTPUT_STRIDE, normalize_image
+from tool.core.precision import DEFAULT_PRECISION, precision_context
 from tool.data.voc import NUM_CLASSES
 
 RW_ALPHA = 16  # psa infer_aff.py default background power
@@ -40,28 +43,47 @@ def random_walk_dense(cam_vec, aff_dense, beta=RW_BETA, logt=RW_LOGT):
     return torch.matmul(cam_vec.to(aff_dense), transition_power_dense(aff_dense, beta, logt))
 
 
+@functools.lru_cache(maxsize=16)
+def transition_pattern(feat_size, radius=PAIR_RADIUS, device=torch.device("cpu")):
+    """The fixed sparsity pattern of T transposed on an h x w map, as CSR with int32
+    indices on `device`: (order, crow, col, row_of). Stored entry i is entry order[i] of
+    the concatenation [pairs (from, to), pairs mirrored, diagonal]; `row_of` is the CSR row
+    of each stored entry. Cached per map size (VOC images share a few sizes), so a walk
+    sorts nothing."""
+    pairs = get_indices_in_radius(*feat_size, radius)
+    area = feat_size[0] * feat_size[1]
+    diag = np.arange(area)
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1], diag])  # T[rows, cols]
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0], diag])
+    order = np.lexsort((rows, cols))  # T^T is stored row by row: by cols, then rows
+    counts = np.bincount(cols, minlength=area)
+    crow = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return tuple(torch.from_numpy(a).to(device) for a in (
+        order, crow, rows[order].astype(np.int32), np.repeat(diag, counts)))
+
+
 def sparse_transition_t(aff, feat_size, beta=RW_BETA, radius=PAIR_RADIUS):
     """T transposed, T = A^beta / column sums, as a float64 sparse CSR tensor on the
     device of `aff` (D, M): one walk step is `T^T @ v^T`."""
-    pairs = torch.from_numpy(get_indices_in_radius(*feat_size, radius)).to(aff.device)
+    order, crow, col, row_of = transition_pattern(tuple(feat_size), radius, aff.device)
     area = feat_size[0] * feat_size[1]
-    diag = torch.arange(area, device=aff.device)
-    values = aff.detach().reshape(-1).double() ** beta
-    rows = torch.cat([pairs[:, 0], pairs[:, 1], diag])
-    cols = torch.cat([pairs[:, 1], pairs[:, 0], diag])
-    values = torch.cat([values, values, torch.ones_like(diag, dtype=torch.float64)])
-    col_sums = torch.zeros(area, dtype=torch.float64, device=aff.device).index_add_(0, cols, values)
+    powered = aff.detach().reshape(-1).double() ** beta
+    values = torch.cat([powered, powered,
+                        torch.ones(area, dtype=torch.float64, device=aff.device)])[order]
+    col_sums = torch.zeros(area, dtype=torch.float64, device=aff.device).index_add_(
+        0, row_of, values)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_coo_tensor(torch.stack([cols, rows]), values / col_sums[cols],
-                                       (area, area), check_invariants=False
-                                       ).coalesce().to_sparse_csr()
+        return torch.sparse_csr_tensor(crow, col, values / col_sums[row_of], (area, area),
+                                       check_invariants=False)
 
 
 @contextmanager
 def cpu_threads(count):
-    """Run a block with `count` torch CPU threads: the many small sparse operations of a
-    walk stall on thread hand-offs when the cores are shared."""
+    """Run a block with `count` torch CPU threads. The 256 small sparse steps of a walk
+    each end in a thread barrier: with one other busy process on 2 cores, 2 threads took
+    0.8-2.1 s per 375x500 walk against 0.05 s on 1 thread (2 threads win only on an
+    otherwise idle machine), so the CPU walk runs on SPARSE_CPU_THREADS."""
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -72,8 +94,9 @@ def cpu_threads(count):
 
 def random_walk_sparse(cam_vec, aff, feat_size, beta=RW_BETA, logt=RW_LOGT,
                        radius=PAIR_RADIUS):
-    """cam_vec @ T^(2^logt) by 2^logt sparse steps in float64 (on the device of `aff`);
-    all-zero rows of cam_vec stay zero without being walked."""
+    """cam_vec @ T^(2^logt) by 2^logt sparse steps in float64 (on the device of `aff`;
+    SPARSE_CPU_THREADS on the CPU); all-zero rows of cam_vec stay zero without being
+    walked."""
     out = torch.zeros_like(cam_vec, dtype=torch.float32)
     active = torch.nonzero(cam_vec.abs().sum(dim=1) > 0).reshape(-1)
     if active.numel() == 0:
@@ -158,18 +181,21 @@ def scaled_walk_inputs(rgb, cam_dict, scale):
 
 @torch.inference_mode()
 def random_walk_scores(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW_LOGT,
-                       method="sparse", device="cpu", scale=RW_SCALE, num_classes=NUM_CLASSES):
+                       method="sparse", device="cpu", scale=RW_SCALE, num_classes=NUM_CLASSES,
+                       precision=DEFAULT_PRECISION):
     """psa infer_aff.py for one image before the argmax: (num_classes + 1, H, W) float32
     tensor (num_classes: foreground classes).
     scale != 1 (not psa) walks on the image and CAMs resized by `scale` and resizes the
-    walked scores back (bilinear): a finer 1/8 grid for small images."""
+    walked scores back (bilinear): a finer 1/8 grid for small images. The affinity
+    forward runs at `precision` (tool/core/precision.py); the walk itself is unchanged."""
     rgb = np.asarray(rgb)
     shape = rgb.shape[:2]
     if scale != 1:
         rgb, cam_dict = scaled_walk_inputs(rgb, cam_dict, scale)
     x = padded_input(rgb).to(device)
     feat_size = (x.shape[2] // OUTPUT_STRIDE, x.shape[3] // OUTPUT_STRIDE)
-    aff = net(x)[0]
+    with precision_context(x.device, precision):
+        aff = net(x)[0].float()
     cam_vec = cam_vector(rw_scores(cam_dict, rgb.shape[:2], alpha, num_classes)).to(device)
     scores = upsampled_scores(random_walk(cam_vec, aff, feat_size, beta, logt, method),
                               rgb.shape[:2])
@@ -180,8 +206,9 @@ def random_walk_scores(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW
 
 
 def random_walk_label(net, rgb, cam_dict, alpha=RW_ALPHA, beta=RW_BETA, logt=RW_LOGT,
-                      method="sparse", device="cpu", scale=RW_SCALE, num_classes=NUM_CLASSES):
+                      method="sparse", device="cpu", scale=RW_SCALE, num_classes=NUM_CLASSES,
+                      precision=DEFAULT_PRECISION):
     """The random-walk label map of one image: (H, W) uint8, 0 background, c+1 class c."""
     scores = random_walk_scores(net, rgb, cam_dict, alpha, beta, logt, method, device, scale,
-                                num_classes)
+                                num_classes, precision)
     return torch.argmax(scores, dim=0).cpu().numpy().astype(np.uint8)

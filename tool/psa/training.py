@@ -9,12 +9,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tool.core.checkpoint import (existing_training_state, load_training_state, save_checkpoint,
-                             save_training_state)
+                                  save_training_state)
 from tool.core.cli import (add_device_arg, nonnegative_float, nonnegative_int, positive_float,
-                      positive_int, progress)
+                           positive_int, progress)
 from tool.core.dist import is_main_process
 from tool.core.io import InputError, check_output_file
 from tool.core.optim import psa_optimizer
+from tool.core.precision import add_precision_arg, check_resumed_precision
 from tool.core.train_step import sgd_step
 from tool.data.transforms import restart_worker_rng
 
@@ -42,6 +43,7 @@ def add_psa_training_args(parser, batch_size, max_epoches, session_name):
                           "epoch it was saved after); when none is saved yet, start fresh")
     env = parser.add_argument_group("environment")
     add_device_arg(env)
+    add_precision_arg(env)
     env.add_argument("--num_workers", type=nonnegative_int, default=2,
                      help="DataLoader processes")
     env.add_argument("--seed", type=int, default=0)
@@ -70,9 +72,10 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
 
     loss_fn(outputs, targets) returns (loss, parts): the loss to minimise and a dict of
     named terms (may be empty) shown beside it on the progress bar; each step is
-    tool.core.train_step.sgd_step (NonFiniteLoss when a term becomes NaN/inf). Saves the weights
-    and the training state after every epoch on the main process; --resume continues from
-    the saved epoch, --max_iters stops early. Returns (steps done, running losses by name:
+    tool.core.train_step.sgd_step at --precision (NonFiniteLoss when a term becomes NaN/inf).
+    Saves the weights and the training state (with its precision) after every epoch on the
+    main process; --resume continues from the saved epoch (InputError when it was saved at
+    another --precision), --max_iters stops early. Returns (steps done, running losses by name:
     "loss" then the parts; empty when no step ran). InputError when the training list is
     shorter than one batch per process."""
     for path in (weights_path(args), state_path(args)):
@@ -84,7 +87,10 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
     optimizer = psa_optimizer(net, args.lr, args.wt_dec, max_step, args.momentum)
     start_epoch = 0
     if args.resume and existing_training_state(state_path(args), stage_name):
-        start_epoch = load_training_state(state_path(args), net, optimizer)["epoch"]
+        saved = load_training_state(state_path(args), net, optimizer)
+        check_resumed_precision(state_path(args), saved["extra"].get("precision"),
+                                args.precision)
+        start_epoch = saved["epoch"]
     model = DistributedDataParallel(net) if dist.distributed else net
     model.train()
 
@@ -101,7 +107,7 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
                        disable=not is_main_process())
         for inputs, targets in bar:
             terms = sgd_step(model, optimizer, inputs.to(dist.device), targets.to(dist.device),
-                             loss_fn, iteration=step + 1)
+                             loss_fn, iteration=step + 1, precision=args.precision)
             step += 1
             for name, value in terms.items():
                 running[name] = 0.9 * running.get(name, value) + 0.1 * value  # smoothed
@@ -111,7 +117,8 @@ def train_psa(net, loader, args, dist, loss_fn, stage_name):
                 break
         if is_main_process():
             save_checkpoint(weights_path(args), net)
-            save_training_state(state_path(args), net, optimizer, epoch + 1, step)
+            save_training_state(state_path(args), net, optimizer, epoch + 1, step,
+                                precision=args.precision)
         if stop(step):
             break
     return step, running

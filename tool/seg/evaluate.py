@@ -7,9 +7,9 @@ import os
 import numpy as np
 
 from tool.cam.multiscale import CAM_BG_THRESHOLD, cam_foreground, threshold_foreground
-from tool.core.io import SETTINGS_FILE, InputError, cam_dict_to_array, load_cam_dict, load_json, \
-    read_label_png
 from tool.core.cli import progress
+from tool.core.io import (SETTINGS_FILE, InputError, cam_dict_to_array, load_cam_dict, load_json,
+                          read_label_png)
 from tool.data.classes import segmentation_class_names
 from tool.data.voc import NUM_CLASSES, find_label
 from tool.seg import metrics

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from network.resnet38d import normalize_image
+from tool.core.precision import DEFAULT_PRECISION, precision_context
 from tool.seg import crf
 
 SINGLE_SCALE = (1.0,)
@@ -27,10 +28,12 @@ def scaled_input(x, scale):
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-@torch.inference_mode()
-def predict_probs(net, rgb, scales=SINGLE_SCALE, flip=False, device="cpu"):
+@torch.no_grad()  # not inference_mode: autocast caches its weight casts only here
+def predict_probs(net, rgb, scales=SINGLE_SCALE, flip=False, device="cpu",
+                  precision=DEFAULT_PRECISION):
     """(C, H, W) float32 class probabilities of a uint8 RGB image (H, W, 3), averaged
-    over `scales` and, with `flip`, their horizontal mirrors."""
+    over `scales` and, with `flip`, their horizontal mirrors. Only the forwards run at
+    `precision` (tool/core/precision.py); the logits are float32 from there on."""
     if not scales:
         raise ValueError("predict_probs needs at least one scale")
     rgb = np.asarray(rgb)
@@ -40,8 +43,9 @@ def predict_probs(net, rgb, scales=SINGLE_SCALE, flip=False, device="cpu"):
     for scale in scales:
         inp = scaled_input(x, scale)
         batch = torch.cat([inp, inp.flip(-1)]) if flip else inp
-        logits = F.interpolate(net(batch).float(), size=size, mode="bilinear",
-                               align_corners=False)
+        with precision_context(x.device, precision):
+            out = net(batch)
+        logits = F.interpolate(out.float(), size=size, mode="bilinear", align_corners=False)
         probs = torch.softmax(logits, dim=1)
         if flip:
             probs = torch.stack([probs[0], probs[1].flip(-1)])
@@ -58,17 +62,18 @@ def apply_crf(rgb, probs, kind):
                                t=CRF_ITERATIONS, labels=probs.shape[0])
 
 
-def predict_label(net, rgb, scales=SINGLE_SCALE, flip=False, crf_kind=None, device="cpu"):
+def predict_label(net, rgb, scales=SINGLE_SCALE, flip=False, crf_kind=None, device="cpu",
+                  precision=DEFAULT_PRECISION):
     """(H, W) uint8 class map: argmax of the (CRF-refined, when crf_kind is given)
-    probabilities."""
-    probs = predict_probs(net, rgb, scales, flip, device)
+    probabilities; the forwards at `precision`."""
+    probs = predict_probs(net, rgb, scales, flip, device, precision)
     if crf_kind is not None:
         probs = apply_crf(rgb, probs, crf_kind)
     return np.argmax(probs, axis=0).astype(np.uint8)
 
 
-def inference_settings(model, weights, scales, flip, crf_kind):
+def inference_settings(model, weights, scales, flip, crf_kind, precision=DEFAULT_PRECISION):
     """What `settings.json` records for eval_seg.py."""
     return {"stage": "infer_seg", "model": model, "weights": str(weights),
             "scales": [float(s) for s in scales], "flip": bool(flip),
-            "crf": crf_kind if crf_kind is not None else "none"}
+            "crf": crf_kind if crf_kind is not None else "none", "precision": precision}

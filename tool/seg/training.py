@@ -11,6 +11,7 @@ from network.resnet38d import normalize_image
 from tool.core import checkpoint
 from tool.core.batch_plan import SeededItems, StepPlan, seeded_epoch_batches
 from tool.core.io import IGNORE_LABEL, InputError
+from tool.core.precision import DEFAULT_PRECISION, check_resumed_precision
 from tool.data import transforms
 from tool.data.voc import VOCSegDataset
 
@@ -77,10 +78,12 @@ def seg_train_loader(dataset, batch_size, seed, info, start, stop, num_workers, 
                       pin_memory=info.device.type == "cuda", generator=torch.Generator())
 
 
-def resume_training(path, net, optimizer, scaler):
+def resume_training(path, net, optimizer, scaler, precision=DEFAULT_PRECISION):
     """Restore a training state (weights, optimizer, the global RNG of dropout); returns
-    the iteration to continue from. The AMP scale is kept only when both runs use AMP."""
+    the iteration to continue from. The AMP scale is kept only when both runs use AMP;
+    InputError when the state was saved at another --precision."""
     state = checkpoint.load_training_state(path, net, optimizer)
+    check_resumed_precision(path, state["extra"].get("precision"), precision)
     saved_scaler = state["extra"].get("scaler")
     if scaler.is_enabled() and saved_scaler:
         scaler.load_state_dict(saved_scaler)
