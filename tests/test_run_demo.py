@@ -88,11 +88,13 @@ def test_profile_overrides_are_typed():
         ["--crop_size", "128", "--resize_long", "96", "160"]
 
 
-@pytest.mark.parametrize("profile", sorted(run_demo.PROFILES))
-def test_every_stage_command_parses_with_its_script(profile, tmp_path):
-    """Both profiles (the demo and the papers' recipe) build commands that each script's
-    own argument parser accepts: no misspelt or missing flag in the driver."""
-    argv = ["--profile", profile, "--out", str(tmp_path / "out")]
+@pytest.mark.parametrize("profile, dataset", [("demo", "voc"), ("paper", "voc"), ("demo", "coco"),
+                                              ("paper", "coco")])
+def test_every_stage_command_parses_with_its_script(profile, dataset, tmp_path):
+    """Both profiles (the demo and the papers' recipe), on VOC and on COCO, build commands
+    that each script's own argument parser accepts: no misspelt or missing flag in the
+    driver."""
+    argv = ["--profile", profile, "--dataset", dataset, "--out", str(tmp_path / "out")]
     if profile == "paper":
         argv += ["--voc12_root", str(tmp_path / "voc")]
     args = run_demo.build_parser().parse_args(argv)
@@ -102,6 +104,8 @@ def test_every_stage_command_parses_with_its_script(profile, tmp_path):
                    "train_aff.py", "infer_aff.py", "make_pgt.py", "run_iterations.py",
                    "infer_AuxAff.py", "train_seg.py", "infer_seg.py", "eval_seg.py"):
         assert needed in scripts, needed
+    if profile == "demo" and dataset == "coco":  # the demo in COCO layout, prepared as COCO is
+        assert {"data/demo_to_coco.py", "data/make_coco.py"} <= scripts
     names = {s.name for s in stages} | {s.group for s in stages}
     for stage in stages:
         assert set(stage.needs) <= names, stage.name
@@ -128,6 +132,18 @@ def test_demo_starts_every_network_from_the_pretrained_trunk_with_paper_optimise
         assert "--momentum" not in stages[name].argv and "--train_bn" not in stages[name].argv
     assert "--momentum" not in stages["aux_rounds"].argv[
         stages["aux_rounds"].argv.index("--train_args") + 1]
+
+
+def test_coco_demo_reads_the_layout_make_coco_writes(tmp_path):
+    args = run_demo.build_parser().parse_args(["--dataset", "coco", "--out", str(tmp_path)])
+    run = run_demo.make_run(args, str(tmp_path), 0)
+    paths = run.paths
+    assert paths.train_list == os.path.join(paths.root, "train.txt")
+    assert paths.gt_dir == os.path.join(paths.root, "SegmentationClass")
+    assert paths.sal_dir == os.path.join(str(tmp_path), run_demo.DEMO_COCO, "SAL")
+    assert run_demo.picture_ids(run)[0] == "COCO_train2014_002026000001"
+    evaluations = [s for s in run_demo.pipeline(run) if s.script == "eval_seg.py"]
+    assert evaluations and all(s.argv[s.argv.index("--dataset") + 1] == "coco" for s in evaluations)
 
 
 def confusion(tp, fp, fn, background=1000):
