@@ -14,10 +14,9 @@ import os
 
 from network.seg_models import MODELS, build_model
 from tool.core import checkpoint, dist
-from tool.core.cli import ArgumentParser, add_device_arg, positive_float, progress, run_main
+from tool.core.cli import ArgumentParser, add_overwrite_arg, positive_float, progress, run_main
 from tool.core.io import (InputError, claim_output_folders, output_done, read_image, save_label_png,
                           save_rgb)
-from tool.core.precision import add_precision_arg
 from tool.core.visualize import label_overlay
 from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
 from tool.data.voc import find_image, read_image_list, voc_dirs
@@ -44,10 +43,8 @@ def build_parser():
     p.add_argument("--crf_params", choices=sorted(CRF_FUNCTIONS), default="inf",
                    help="inf: AuxSegNet's inference CRF (gauss 4/3, bilateral 83/5/3), tuned "
                         "for segmentation outputs; psa: psa's crf_inference (3/3, 80/13/10)")
-    p.add_argument("--overwrite", action="store_true", help="redo existing predictions")
-    dist.add_shard_arg(p)
-    add_device_arg(p)
-    add_precision_arg(p)
+    add_overwrite_arg(p, "redo existing predictions")
+    dist.add_inference_environment_args(p)
     return p
 
 

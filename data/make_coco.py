@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_coco.py`
 
-from tool.core.cli import ArgumentParser, positive_int, progress, run_main  # noqa: E402
+from tool.core.cli import (ArgumentParser, add_overwrite_arg, positive_int, progress,  # noqa: E402
+                           run_main)
 from tool.core.io import (InputError, check_output_folder, link_file, output_done,  # noqa: E402
                           save_npy, save_text)
 from tool.core.workers import map_with_workers  # noqa: E402
@@ -55,7 +56,7 @@ def build_parser():
                    help="copy the images into <out>/JPEGImages instead of linking them")
     p.add_argument("--workers", "--num_workers", dest="workers", type=positive_int, default=1,
                    help="processes decoding and writing label PNGs (1 = inline)")
-    p.add_argument("--overwrite", action="store_true", help="redo PNGs and links already there")
+    add_overwrite_arg(p, "redo PNGs and links already there")
     return p
 
 

@@ -37,6 +37,11 @@ def add_network_arg(parser, name):
                              "network of this stage")
 
 
+def add_overwrite_arg(group, help="redo images already written"):
+    """--overwrite: stages skip the outputs already written unless it is given."""
+    group.add_argument("--overwrite", action="store_true", help=help)
+
+
 def _int_at_least(text, low):
     try:
         value = int(text)
