@@ -18,7 +18,7 @@ from tool.core import dist
 from tool.core.cli import ArgumentParser, add_overwrite_arg, nonnegative_int, progress, run_main
 from tool.core.io import InputError, claim_output_folders, output_done, read_image, read_saliency
 from tool.core.workers import map_with_workers
-from tool.data.classes import add_class_args, labelled_images
+from tool.data.classes import labelled_images
 from tool.data.voc import find_image, find_label, get_image_label, read_image_list
 
 
@@ -30,13 +30,7 @@ def build_parser():
     p.add_argument("--SALpath", required=True,
                    help="the original off-the-shelf saliency maps <id>.png (every round "
                         "fuses with these, not with the previous round's)")
-    p.add_argument("--seg_pgt_path", required=True, help="output: segmentation pseudo labels")
-    p.add_argument("--sal_pgt_path", required=True, help="output: saliency pseudo labels")
-    p.add_argument("--list_path", default="voc12/train_aug_id.txt",
-                   help="image ids (released default: train_aug)")
-    p.add_argument("--cls_labels", default="voc12/cls_labels.npy",
-                   help="psa image-label dict (released code reads voc12/cls_labels.npy)")
-    add_class_args(p, with_background=True, found_in="the image labels")
+    pgt.add_pseudo_label_args(p, written=True)
     model.add_width_arg(p)
     p.add_argument("--workers", type=nonnegative_int, default=1,
                    help="processes for the saliency CRF and fusion (0 or 1: inline)")

@@ -35,8 +35,6 @@ from tool.seg.training import (load_init_weights, resume_training, seg_loss_term
                                seg_train_dataset, seg_train_loader)
 
 STATE_SUFFIX = ".state"  # training state for --resume is written beside --save_path
-RESUME_AUTO = "auto"
-
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -91,9 +89,7 @@ def build_parser():
     out.add_argument("--save_path", required=True, help="final weights (plain state dict)")
     out.add_argument("--save_every", type=positive_int, default=1000,
                      help="iterations between training-state saves (<save_path>.state)")
-    out.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None,
-                     help="training state to continue from (no value: <save_path>.state); "
-                          "when none is saved yet, start fresh")
+    checkpoint.add_resume_arg(out, "<save_path>.state")
     out.add_argument("--log_every", type=positive_int, default=50,
                      help="iterations between loss lines")
     add_device_arg(out)
@@ -117,10 +113,8 @@ def make_dataset(args):
 
 def resume_path(args):
     """The training state --resume continues from, or None for a fresh start."""
-    if not args.resume:
-        return None
-    path = args.save_path + STATE_SUFFIX if args.resume == RESUME_AUTO else args.resume
-    return checkpoint.existing_training_state(path, "train_seg")
+    return checkpoint.requested_training_state(args.resume, args.save_path + STATE_SUFFIX,
+                                               "train_seg")
 
 
 def main(argv=None):
