@@ -10,12 +10,11 @@ refined CAM and fused saliency as a VOC palette PNG.
         --img_path VOC2012/JPEGImages --SALpath VOC2012/SAL \\
         --seg_pgt_path round1/seg --sal_pgt_path round1/sal
 """
-import argparse
 import os
 
 from tool.auxsegnet import model, pgt
 from tool.core import dist
-from tool.core.cli import ArgumentParser, add_overwrite_arg, nonnegative_int, progress, run_main
+from tool.core.cli import add_overwrite_arg, nonnegative_int, progress, run_main, script_parser
 from tool.core.io import InputError, claim_output_folders, output_done, read_image, read_saliency
 from tool.core.workers import map_with_workers
 from tool.data.classes import labelled_images
@@ -23,8 +22,7 @@ from tool.data.voc import find_image, find_label, get_image_label, read_image_li
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--SALpath", required=True,

@@ -16,7 +16,7 @@ import os
 
 from tool.auxsegnet import infer, model
 from tool.core import checkpoint, dist
-from tool.core.cli import ArgumentParser, add_overwrite_arg, positive_float, progress, run_main
+from tool.core.cli import add_overwrite_arg, positive_float, progress, run_main, script_parser
 from tool.core.io import claim_output_folders, output_done, read_image, save_label_png, save_rgb
 from tool.core.visualize import label_overlay
 from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
@@ -35,8 +35,7 @@ def str2bool(text):
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--save_path", required=True, help="output folder of label PNGs")

@@ -3,13 +3,12 @@
 Writes per image: the CAM dict (`--out_cam`), the CAM prediction PNG with background
 0.2 (`--out_cam_pred`), the low/high background-power CRF score dicts that train
 AffinityNet (`--out_la_crf`, `--out_ha_crf`) and heatmap overlays (`--out_heatmap`)."""
-import argparse
 import os
 
 from tool.cam import multiscale as camlib
 from tool.cam.classifier import add_classifier_args, load_classifier
-from tool.core.cli import (ArgumentParser, add_overwrite_arg, nonnegative_int, progress,
-                           resolve_device, run_main)
+from tool.core.cli import (add_overwrite_arg, nonnegative_int, progress, resolve_device, run_main,
+                           script_parser)
 from tool.core.dist import add_inference_environment_args
 from tool.core.io import (claim_output_folders, load_cam_dict, output_done, read_image,
                           save_label_png, save_npy)
@@ -24,8 +23,7 @@ OUTPUT_KINDS = (("out_cam", ".npy"), ("out_cam_pred", ".png"), ("out_la_crf", ".
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     add_infer_data_args(p.add_argument_group("data"))
     add_classifier_args(p.add_argument_group("model"))
     cam = p.add_argument_group("CAM")

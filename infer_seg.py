@@ -9,12 +9,11 @@ Example (the paper setting: multi-scale + flip + CRF):
   python infer_seg.py --model deeplabv2 --weights seg_deeplabv2.pth --infer_list val.txt \
       --voc12_root VOC2012 --save_path out_seg --scales 0.5 0.75 1.0 1.25 1.5 --flip --use_crf
 """
-import argparse
 import os
 
 from network.seg_models import MODELS, build_model
 from tool.core import checkpoint, dist
-from tool.core.cli import ArgumentParser, add_overwrite_arg, positive_float, progress, run_main
+from tool.core.cli import add_overwrite_arg, positive_float, progress, run_main, script_parser
 from tool.core.io import (InputError, claim_output_folders, output_done, read_image, save_label_png,
                           save_rgb)
 from tool.core.visualize import label_overlay
@@ -24,8 +23,7 @@ from tool.seg.infer import CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_set
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     p.add_argument("--model", choices=sorted(MODELS), default="deeplabv2")
     p.add_argument("--weights", required=True, help="state dict written by train_seg.py")
     p.add_argument("--width", type=positive_float, default=1.0, help="as used for training")

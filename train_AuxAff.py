@@ -15,7 +15,6 @@ Multi-GPU: torchrun --nproc_per_node N train_AuxAff.py ... (--batch_size stays t
 global batch). Writes <save_path>/<session_name>final.pth, a training state after every
 epoch (<session_name>state.pth, for --resume) and the loss log (<session_name>log.json).
 """
-import argparse
 import os
 import time
 
@@ -27,8 +26,8 @@ from network.AuxSegNet import SegNet
 from tool.auxsegnet import training
 from tool.auxsegnet.pgt import add_pseudo_label_args
 from tool.core import checkpoint, dist
-from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_float,
-                           nonnegative_int, positive_float, positive_int, progress, run_main)
+from tool.core.cli import (add_device_arg, add_network_arg, nonnegative_float, nonnegative_int,
+                           positive_float, positive_int, progress, run_main, script_parser)
 from tool.core.io import InputError, check_output_folder, json_line, save_json
 from tool.core.precision import add_precision_arg, check_resumed_precision, reject_amp_with_bf16
 from tool.data.classes import labelled_images
@@ -36,8 +35,7 @@ from tool.data.voc import read_image_list
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     data = p.add_argument_group("data")
     data.add_argument("--img_path", required=True, help="training images <id>.jpg")
     add_pseudo_label_args(data, written=False)
