@@ -24,8 +24,7 @@ MIN_CROP = max(min_input_size())  # the pairs need a 9-wide feature map
 
 def build_parser():
     p = script_parser(__doc__)
-    data = p.add_argument_group("data")
-    add_psa_data_args(data)
+    data = add_psa_data_args(p)
     data.add_argument("--la_crf_dir", required=True,
                       help="low-alpha CRF dicts of infer_cls.py --out_la_crf")
     data.add_argument("--ha_crf_dir", required=True,

@@ -21,8 +21,7 @@ from tool.psa.training import (add_psa_data_args, add_psa_training_args, add_tru
 
 def build_parser():
     p = script_parser(__doc__)
-    data = p.add_argument_group("data")
-    add_psa_data_args(data)
+    data = add_psa_data_args(p)
     data.add_argument("--cls_labels", default=None,
                       help="psa cls_labels.npy (default: <voc12_root>/cls_labels.npy)")
     data.add_argument("--crop_size", type=positive_int, default=CROP_SIZE, help="psa: 448")

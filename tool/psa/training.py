@@ -20,10 +20,13 @@ from tool.core.train_step import sgd_step
 from tool.data.transforms import restart_worker_rng
 
 
-def add_psa_data_args(group):
-    """--train_list and --voc12_root, as psa's trainers take them."""
-    group.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
-    group.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+def add_psa_data_args(parser):
+    """The "data" group with --train_list and --voc12_root, as psa's trainers take them;
+    returned for the stage's own data flags."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
+    data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+    return data
 
 
 def add_trunk_args(group):
