@@ -16,23 +16,21 @@ code, quirks included.
     python infer_cam.py --weights res38_cls.pth --split_path splits --out_cam infercam_cam \\
         --heatmap heat_infercam      # --infer_list: released default voc12/train.txt
 """
-import argparse
 import os
 
 from tool.cam import infercam
 from tool.cam import multiscale as camlib
 from tool.cam.classifier import (add_classifier_args, add_environment_args, heatmap_paths,
                                  load_classifier, save_class_heatmaps)
-from tool.core.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int,
-                           progress, resolve_device, run_main)
+from tool.core.cli import (nonnegative_float, positive_float, positive_int, progress,
+                           resolve_device, run_main, script_parser)
 from tool.core.io import InputError, claim_output_folders, output_done, read_image, save_npy
 from tool.data.classes import class_names, labelled_images
 from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     data = p.add_argument_group("data")
     add_infer_data_args(data, list_default=infercam.RELEASED_INFER_LIST, root_required=False)
     data.add_argument("--split_path", required=True,
