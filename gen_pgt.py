@@ -10,44 +10,30 @@ refined CAM and fused saliency as a VOC palette PNG.
         --img_path VOC2012/JPEGImages --SALpath VOC2012/SAL \\
         --seg_pgt_path round1/seg --sal_pgt_path round1/sal
 """
-import argparse
 import os
 
 from tool.auxsegnet import model, pgt
 from tool.core import dist
-from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_int,
-                           positive_float, progress, run_main)
+from tool.core.cli import add_overwrite_arg, nonnegative_int, progress, run_main, script_parser
 from tool.core.io import InputError, claim_output_folders, output_done, read_image, read_saliency
-from tool.core.precision import add_precision_arg
 from tool.core.workers import map_with_workers
-from tool.data.classes import add_class_args, labelled_images
+from tool.data.classes import labelled_images
 from tool.data.voc import find_image, find_label, get_image_label, read_image_list
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--SALpath", required=True,
                    help="the original off-the-shelf saliency maps <id>.png (every round "
                         "fuses with these, not with the previous round's)")
-    p.add_argument("--seg_pgt_path", required=True, help="output: segmentation pseudo labels")
-    p.add_argument("--sal_pgt_path", required=True, help="output: saliency pseudo labels")
-    p.add_argument("--list_path", default="voc12/train_aug_id.txt",
-                   help="image ids (released default: train_aug)")
-    p.add_argument("--cls_labels", default="voc12/cls_labels.npy",
-                   help="psa image-label dict (released code reads voc12/cls_labels.npy)")
-    add_class_args(p, with_background=True, found_in="the image labels")
-    p.add_argument("--width", type=positive_float, default=None,
-                   help="channel width of the weights (default: read from the checkpoint)")
+    pgt.add_pseudo_label_args(p, written=True)
+    model.add_width_arg(p)
     p.add_argument("--workers", type=nonnegative_int, default=1,
                    help="processes for the saliency CRF and fusion (0 or 1: inline)")
-    p.add_argument("--overwrite", action="store_true", help="redo images already written")
-    add_network_arg(p, "AuxSegNet")
-    dist.add_shard_arg(p)
-    add_device_arg(p, gpu_id=True)
-    add_precision_arg(p)
+    add_overwrite_arg(p)
+    model.add_released_inference_args(p)
     return p
 
 

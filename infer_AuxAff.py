@@ -16,10 +16,8 @@ import os
 
 from tool.auxsegnet import infer, model
 from tool.core import checkpoint, dist
-from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, positive_float,
-                           progress, run_main)
+from tool.core.cli import add_overwrite_arg, positive_float, progress, run_main, script_parser
 from tool.core.io import claim_output_folders, output_done, read_image, save_label_png, save_rgb
-from tool.core.precision import add_precision_arg
 from tool.core.visualize import label_overlay
 from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
 from tool.data.voc import find_image, read_image_list
@@ -37,16 +35,14 @@ def str2bool(text):
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     p.add_argument("--img_path", required=True, help="images <id>.jpg")
     p.add_argument("--weights", required=True, help="trained AuxSegNet weights")
     p.add_argument("--save_path", required=True, help="output folder of label PNGs")
     p.add_argument("--list_path", default="voc12/val_id.txt",
                    help="image ids (released default: VOC val)")
     add_class_args(p, with_background=True, found_in="the checkpoint's segmentation head")
-    p.add_argument("--width", type=positive_float, default=None,
-                   help="channel width of the weights (default: read from the checkpoint)")
+    model.add_width_arg(p)
     p.add_argument("--use_crf", nargs="?", const=True, default=False, type=str2bool,
                    help="dense CRF (AuxSegNet inference parameters); released form "
                         "'--use_crf True' works too")
@@ -56,11 +52,8 @@ def build_parser():
     p.add_argument("--flip", action="store_true",
                    help="also average over horizontally flipped inputs (paper)")
     p.add_argument("--out_overlay", default=None, help="optional folder of label overlays")
-    p.add_argument("--overwrite", action="store_true", help="redo images already written")
-    add_network_arg(p, "AuxSegNet")
-    dist.add_shard_arg(p)
-    add_device_arg(p, gpu_id=True)
-    add_precision_arg(p)
+    add_overwrite_arg(p)
+    model.add_released_inference_args(p)
     return p
 
 

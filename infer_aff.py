@@ -5,18 +5,16 @@ steps with T = A^beta / column sums, upsampled, argmax. Writes VOC-palette label
 --out_rw (and label overlays to --out_overlay) plus a settings.json for eval_seg.py.
 --method dense is psa's dense matrix squaring; the default sparse walk gives the same
 labels far faster."""
-import argparse
 import os
 
 from network import resnet38_aff
 from network.pairs import min_input_size
 from tool.core.checkpoint import load_weights
-from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
-                           progress, resolve_device, run_main)
-from tool.core.dist import add_shard_arg
+from tool.core.cli import (add_overwrite_arg, nonnegative_int, positive_float, progress,
+                           resolve_device, run_main, script_parser)
+from tool.core.dist import add_inference_environment_args
 from tool.core.io import (InputError, claim_output_folders, load_cam_dict, output_done, read_image,
                           save_label_png, save_rgb)
-from tool.core.precision import add_precision_arg
 from tool.core.visualize import label_overlay
 from tool.data.classes import add_dataset_arg, labelled_images
 from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
@@ -26,8 +24,7 @@ MIN_HEIGHT, MIN_WIDTH = min_input_size()  # 33 x 65 px: a 5 x 9 feature map
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     data = p.add_argument_group("data")
     add_infer_data_args(data, "psa cls_labels.npy, to check the CAM dicts' classes")
     data.add_argument("--cam_dir", required=True, help="CAM dicts <id>.npy of infer_cls.py")
@@ -55,13 +52,11 @@ def build_parser():
     out = p.add_argument_group("outputs")
     out.add_argument("--out_rw", required=True, help="random-walk label PNGs (VOC palette)")
     out.add_argument("--out_overlay", default=None, help="label overlays on the image (PNG)")
-    out.add_argument("--overwrite", action="store_true", help="redo images already written")
+    add_overwrite_arg(out)
     env = p.add_argument_group("environment")
-    add_device_arg(env)
-    add_precision_arg(env)
+    add_inference_environment_args(env)
     env.add_argument("--num_workers", type=nonnegative_int, default=1,
                      help="accepted for psa compatibility; images are read in the main process")
-    add_shard_arg(env)
     return p
 
 

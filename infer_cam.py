@@ -16,23 +16,19 @@ code, quirks included.
     python infer_cam.py --weights res38_cls.pth --split_path splits --out_cam infercam_cam \\
         --heatmap heat_infercam      # --infer_list: released default voc12/train.txt
 """
-import argparse
 import os
 
-from tool.cam import infercam
+from tool.cam import classifier, infercam
 from tool.cam import multiscale as camlib
-from tool.cam.classifier import (add_classifier_args, add_environment_args, heatmap_paths,
-                                 load_classifier, save_class_heatmaps)
-from tool.core.cli import (ArgumentParser, nonnegative_float, positive_float, positive_int,
-                           progress, resolve_device, run_main)
+from tool.core.cli import (nonnegative_float, positive_float, positive_int, progress,
+                           resolve_device, run_main, script_parser)
 from tool.core.io import InputError, claim_output_folders, output_done, read_image, save_npy
 from tool.data.classes import class_names, labelled_images
 from tool.data.voc import add_infer_data_args, find_image, get_image_label, infer_data
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     data = p.add_argument_group("data")
     add_infer_data_args(data, list_default=infercam.RELEASED_INFER_LIST, root_required=False)
     data.add_argument("--split_path", required=True,
@@ -40,7 +36,7 @@ def build_parser():
     data.add_argument("--lossless_crops", action="store_true",
                       help="cut the crops from the original image (needs --voc12_root) by the "
                            "<id>.json boxes instead of reading the JPEG crops back, as released")
-    add_classifier_args(p.add_argument_group("model"), "InferCam infer_cam.py")
+    classifier.add_classifier_args(p.add_argument_group("model"), "InferCam infer_cam.py")
     erase = p.add_argument_group("InferCam erasing")
     erase.add_argument("--max_rounds", type=positive_int, default=infercam.MAX_ROUNDS,
                        help="InferCam infer_cam.py: at most 5 CAM rounds per crop")
@@ -59,7 +55,7 @@ def build_parser():
     out.add_argument("--out_cam", default=None, help="refined CAM dicts {class: HxW} as .npy")
     out.add_argument("--heatmap", default=None, help="per-class CAM overlays <id>_<class>.jpg")
     out.add_argument("--overwrite", action="store_true", help="redo images already written")
-    add_environment_args(p.add_argument_group("environment"))
+    classifier.add_environment_args(p.add_argument_group("environment"))
     return p
 
 
@@ -150,7 +146,7 @@ def main(argv=None):
     settings = stage_settings(args, data.num_classes)
     claim = claim_output_folders([("--out_cam", args.out_cam, settings),
                                   ("--heatmap", args.heatmap, settings)], args.overwrite)
-    net = load_classifier(args.weights, data.num_classes, args.width, device)
+    net = classifier.load_classifier(args.weights, data.num_classes, args.width, device)
     options = refine_options(args, device)
 
     done = computed = rounds = crops_run = 0
@@ -159,7 +155,7 @@ def main(argv=None):
         label = get_image_label(data.labels, img_id, data.labels_path)
         classes = camlib.present_classes(label)
         cam_path = os.path.join(args.out_cam, img_id + ".npy") if args.out_cam else None
-        heatmaps = heatmap_paths(args.heatmap, img_id, classes, names) \
+        heatmaps = classifier.heatmap_paths(args.heatmap, img_id, classes, names) \
             if args.heatmap else {}
         if all(output_done(p, args.overwrite) for p in [cam_path, *heatmaps.values()] if p):
             done += 1
@@ -174,7 +170,7 @@ def main(argv=None):
             save_npy(cam_path, cams)
         if heatmaps:
             shown = rgb if rgb is not None else infercam.image_from_crops(crops, image_hw)
-            save_class_heatmaps(heatmaps, shown, cams)
+            classifier.save_class_heatmaps(heatmaps, shown, cams)
         computed += 1
         rounds += sum(len(s) for s in shrinks)
         crops_run += len(shrinks)

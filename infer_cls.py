@@ -3,17 +3,15 @@
 Writes per image: the CAM dict (`--out_cam`), the CAM prediction PNG with background
 0.2 (`--out_cam_pred`), the low/high background-power CRF score dicts that train
 AffinityNet (`--out_la_crf`, `--out_ha_crf`) and heatmap overlays (`--out_heatmap`)."""
-import argparse
 import os
 
 from tool.cam import multiscale as camlib
 from tool.cam.classifier import add_classifier_args, load_classifier
-from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, progress,
-                           resolve_device, run_main)
-from tool.core.dist import add_shard_arg
+from tool.core.cli import (add_overwrite_arg, nonnegative_int, progress, resolve_device, run_main,
+                           script_parser)
+from tool.core.dist import add_inference_environment_args
 from tool.core.io import (claim_output_folders, load_cam_dict, output_done, read_image,
                           save_label_png, save_npy)
-from tool.core.precision import add_precision_arg
 from tool.core.visualize import save_cam_overlay
 from tool.core.workers import map_with_workers
 from tool.data.classes import labelled_images
@@ -25,8 +23,7 @@ OUTPUT_KINDS = (("out_cam", ".npy"), ("out_cam_pred", ".png"), ("out_la_crf", ".
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     add_infer_data_args(p.add_argument_group("data"))
     add_classifier_args(p.add_argument_group("model"))
     cam = p.add_argument_group("CAM")
@@ -40,13 +37,11 @@ def build_parser():
     out.add_argument("--out_la_crf", default=None, help="low-alpha CRF score dicts")
     out.add_argument("--out_ha_crf", default=None, help="high-alpha CRF score dicts")
     out.add_argument("--out_heatmap", default=None, help="CAM heatmap overlays (PNG)")
-    out.add_argument("--overwrite", action="store_true", help="redo images already written")
+    add_overwrite_arg(out)
     env = p.add_argument_group("environment")
-    add_device_arg(env)
-    add_precision_arg(env)
+    add_inference_environment_args(env)
     env.add_argument("--num_workers", "--workers", dest="workers", type=nonnegative_int,
                      default=1, help="processes for the CRF (0 or 1: in this process)")
-    add_shard_arg(env)
     return p
 
 

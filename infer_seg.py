@@ -9,15 +9,13 @@ Example (the paper setting: multi-scale + flip + CRF):
   python infer_seg.py --model deeplabv2 --weights seg_deeplabv2.pth --infer_list val.txt \
       --voc12_root VOC2012 --save_path out_seg --scales 0.5 0.75 1.0 1.25 1.5 --flip --use_crf
 """
-import argparse
 import os
 
 from network.seg_models import MODELS, build_model
 from tool.core import checkpoint, dist
-from tool.core.cli import ArgumentParser, add_device_arg, positive_float, progress, run_main
+from tool.core.cli import add_overwrite_arg, positive_float, progress, run_main, script_parser
 from tool.core.io import (InputError, claim_output_folders, output_done, read_image, save_label_png,
                           save_rgb)
-from tool.core.precision import add_precision_arg
 from tool.core.visualize import label_overlay
 from tool.data.classes import add_class_args, resolve_checkpoint_num_classes
 from tool.data.voc import find_image, read_image_list, voc_dirs
@@ -25,8 +23,7 @@ from tool.seg.infer import CRF_FUNCTIONS, MS_SCALES, SINGLE_SCALE, inference_set
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     p.add_argument("--model", choices=sorted(MODELS), default="deeplabv2")
     p.add_argument("--weights", required=True, help="state dict written by train_seg.py")
     p.add_argument("--width", type=positive_float, default=1.0, help="as used for training")
@@ -44,10 +41,8 @@ def build_parser():
     p.add_argument("--crf_params", choices=sorted(CRF_FUNCTIONS), default="inf",
                    help="inf: AuxSegNet's inference CRF (gauss 4/3, bilateral 83/5/3), tuned "
                         "for segmentation outputs; psa: psa's crf_inference (3/3, 80/13/10)")
-    p.add_argument("--overwrite", action="store_true", help="redo existing predictions")
-    dist.add_shard_arg(p)
-    add_device_arg(p)
-    add_precision_arg(p)
+    add_overwrite_arg(p, "redo existing predictions")
+    dist.add_inference_environment_args(p)
     return p
 
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from tool.auxsegnet.fusion import CAM_THRESHOLD, SAL_THRESHOLD, fuse_cam_saliency
-from tool.core.cli import ArgumentParser, nonnegative_int, progress, run_main
+from tool.core.cli import ArgumentParser, add_overwrite_arg, nonnegative_int, progress, run_main
 from tool.core.io import (IGNORE_LABEL, InputError, cam_dict_to_array, claim_output_folders,
                           load_cam_dict, output_done, read_saliency, save_label_png)
 from tool.core.workers import map_with_workers
@@ -32,7 +32,7 @@ def build_parser():
                    help="object needs saliency above this (AuxSegNet fusion_cam: 0.06)")
     p.add_argument("--workers", "--num_workers", dest="workers", type=nonnegative_int, default=1,
                    help="processes (0 or 1 = run inline)")
-    p.add_argument("--overwrite", action="store_true", help="redo images already written")
+    add_overwrite_arg(p)
     return p
 
 

@@ -14,7 +14,6 @@ and one table closes the run. (Paper, VOC val without post-processing, rounds 0-
         --init_weights res38_cls.pth --list_path voc12/train_aug_id.txt \\
         --gt_dir VOC2012/SegmentationClassAug
 """
-import argparse
 import os
 import shlex
 
@@ -22,8 +21,8 @@ import eval_seg
 import gen_pgt
 import train_AuxAff
 from tool.auxsegnet.training import SESSION_NAME, training_outputs
-from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_int, positive_float,
-                           positive_int, run_main)
+from tool.core.cli import (add_device_arg, nonnegative_int, positive_float, positive_int, run_main,
+                           script_parser)
 from tool.core.io import InputError, check_output_folder, load_json, save_json, save_text
 from tool.data.classes import add_class_args, class_flags, labelled_images
 from tool.data.voc import read_image_list
@@ -35,8 +34,7 @@ ROUND_RECORD_KEYS = ("round", "weights", "final_loss", "seg_pgt", "sal_pgt", "sc
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     p.add_argument("--rounds", type=positive_int, default=3, help="train -> gen_pgt rounds")
     p.add_argument("--work_dir", required=True, help="one round_<k>/ folder per round")
     p.add_argument("--img_path", required=True, help="training images <id>.jpg")

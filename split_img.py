@@ -14,14 +14,13 @@ already wrote (same scales: the same maps) instead of computing them again.
     python split_img.py --weights res38_cls.pth --voc12_root VOC2012 --split_path splits \\
         --heatmap heat_base          # --infer_list: released default voc12/train.txt
 """
-import argparse
 import os
 
 from tool.cam import infercam
 from tool.cam import multiscale as camlib
 from tool.cam.classifier import (add_classifier_args, add_environment_args, heatmap_paths,
                                  load_classifier, save_class_heatmaps)
-from tool.core.cli import ArgumentParser, progress, resolve_device, run_main
+from tool.core.cli import progress, resolve_device, run_main, script_parser
 from tool.core.io import (SETTINGS_FILE, InputError, claim_output_folders, load_cam_dict, load_json,
                           output_done, read_image, save_npy)
 from tool.data.classes import class_names, labelled_images
@@ -29,8 +28,7 @@ from tool.data.voc import add_infer_data_args, find_image, get_image_label, infe
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     add_infer_data_args(p.add_argument_group("data"), list_default=infercam.RELEASED_INFER_LIST)
     add_classifier_args(p.add_argument_group("model"), "InferCam split_img.py")
     split = p.add_argument_group("split")

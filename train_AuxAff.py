@@ -15,7 +15,6 @@ Multi-GPU: torchrun --nproc_per_node N train_AuxAff.py ... (--batch_size stays t
 global batch). Writes <save_path>/<session_name>final.pth, a training state after every
 epoch (<session_name>state.pth, for --resume) and the loss log (<session_name>log.json).
 """
-import argparse
 import os
 import time
 
@@ -25,30 +24,21 @@ from torch.utils.data import DataLoader
 
 from network.AuxSegNet import SegNet
 from tool.auxsegnet import training
+from tool.auxsegnet.pgt import add_pseudo_label_args
 from tool.core import checkpoint, dist
-from tool.core.cli import (ArgumentParser, add_device_arg, add_network_arg, nonnegative_float,
-                           nonnegative_int, positive_float, positive_int, progress, run_main)
+from tool.core.cli import (add_device_arg, add_network_arg, nonnegative_float, nonnegative_int,
+                           positive_float, positive_int, progress, run_main, script_parser)
 from tool.core.io import InputError, check_output_folder, json_line, save_json
 from tool.core.precision import add_precision_arg, check_resumed_precision, reject_amp_with_bf16
-from tool.data.classes import add_class_args, labelled_images
+from tool.data.classes import labelled_images
 from tool.data.voc import read_image_list
-
-RESUME_AUTO = "auto"
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     data = p.add_argument_group("data")
     data.add_argument("--img_path", required=True, help="training images <id>.jpg")
-    data.add_argument("--seg_pgt_path", required=True,
-                      help="segmentation pseudo labels <id>.png (0..C-1, 255 ignored)")
-    data.add_argument("--sal_pgt_path", required=True, help="saliency pseudo labels <id>.png")
-    data.add_argument("--list_path", default="voc12/train_aug_id.txt",
-                      help="training ids (released default: train_aug)")
-    data.add_argument("--cls_labels", default="voc12/cls_labels.npy",
-                      help="psa image-label dict (released code reads voc12/cls_labels.npy)")
-    add_class_args(data, with_background=True, found_in="the image labels")
+    add_pseudo_label_args(data, written=False)
     data.add_argument("--num_workers", type=nonnegative_int, default=4,
                       help="DataLoader worker processes (released: 16); 0 loads inline")
     model = p.add_argument_group("model")
@@ -90,9 +80,7 @@ def build_parser():
     out.add_argument("--save_path", required=True, help="output folder")
     out.add_argument("--session_name", default=training.SESSION_NAME,
                      help="file name prefix (released)")
-    out.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None,
-                     help="continue from a training state (no value: the one in --save_path); "
-                          "when none is saved yet, start fresh")
+    checkpoint.add_resume_arg(out, "the one in --save_path")
     out.add_argument("--print_intervals", type=positive_int, default=50,
                      help="iterations between loss lines (released: 50)")
     add_device_arg(out, gpu_id=True)
@@ -170,10 +158,8 @@ def train(model, net, optimizer, scaler, loader, args, info, state):
 def resume_path(args):
     """The training state --resume continues from, or None for a fresh start (no --resume,
     or none saved yet: said on stdout)."""
-    if not args.resume:
-        return None
-    path = output_paths(args)["state"] if args.resume == RESUME_AUTO else args.resume
-    return checkpoint.existing_training_state(path, "train_AuxAff")
+    return checkpoint.requested_training_state(args.resume, output_paths(args)["state"],
+                                               "train_AuxAff")
 
 
 def resume_state(path, net, optimizer, scaler, precision):

@@ -4,7 +4,6 @@
 Saves `<save_dir>/<session_name>.pth` (plain state dict, what infer_aff.py reads) and
 `<session_name>_state.pth` (model + optimiser + epoch, what --resume reads) after every
 epoch. Runs under torchrun with DistributedDataParallel (one process per GPU)."""
-import argparse
 import os
 
 import torch
@@ -12,30 +11,26 @@ import torch
 from network import resnet38_aff
 from network.pairs import PAIR_RADIUS, min_input_size
 from tool.core.checkpoint import load_weights
-from tool.core.cli import ArgumentParser, positive_float, positive_int, run_main
+from tool.core.cli import positive_int, run_main, script_parser
 from tool.core.dist import cleanup, init_distributed, is_main_process
-from tool.data.classes import labelled_images, optional_labels_path
+from tool.data.classes import add_optional_labels_arg, labelled_images, optional_labels_path
 from tool.data.voc import read_image_list
 from tool.psa.aff_labels import CROP_SIZE, AffinityDataset, affinity_loader, affinity_loss
-from tool.psa.training import add_psa_training_args, train_psa, weights_path
+from tool.psa.training import (add_psa_data_args, add_psa_training_args, add_trunk_args, train_psa,
+                               weights_path)
 
 MIN_CROP = max(min_input_size())  # the pairs need a 9-wide feature map
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = p.add_argument_group("data")
-    data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
-    data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+    p = script_parser(__doc__)
+    data = add_psa_data_args(p)
     data.add_argument("--la_crf_dir", required=True,
                       help="low-alpha CRF dicts of infer_cls.py --out_la_crf")
     data.add_argument("--ha_crf_dir", required=True,
                       help="high-alpha CRF dicts of infer_cls.py --out_ha_crf")
-    data.add_argument("--cls_labels", default=None,
-                      help="image labels, to skip images without a labelled class (infer_cls.py "
-                           "writes no CRF dicts for them; default: <voc12_root>/cls_labels.npy "
-                           "when it exists, else every listed image is used, as psa)")
+    add_optional_labels_arg(data, "infer_cls.py writes no CRF dicts for them; psa uses every "
+                                  "listed image")
     data.add_argument("--crop_size", type=positive_int, default=CROP_SIZE, help="psa README: 448")
     model = p.add_argument_group("model")
     model.add_argument("--weights", default=None,
@@ -44,11 +39,7 @@ def build_parser():
                             "random init")
     model.add_argument("--network", default="network.resnet38_aff",
                        help="accepted for psa compatibility; only network.resnet38_aff exists")
-    model.add_argument("--width", type=positive_float, default=1.0,
-                       help="channel multiplier (1.0 = paper)")
-    model.add_argument("--train_bn", action="store_true",
-                       help="update BatchNorm statistics from batches (for a trunk trained "
-                            "from scratch; psa keeps them frozen at the ImageNet values)")
+    add_trunk_args(model)
     add_psa_training_args(p, batch_size=8, max_epoches=8, session_name="resnet38_aff")
     return p
 

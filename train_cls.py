@@ -3,28 +3,25 @@
 Saves `<save_dir>/<session_name>.pth` (plain state dict, what infer_cls.py reads) and
 `<session_name>_state.pth` (model + optimiser + epoch, what --resume reads) after every
 epoch. Runs under torchrun with DistributedDataParallel (one process per GPU)."""
-import argparse
 import os
 
 import torch
 
 from network import resnet38_cls
 from tool.core.checkpoint import load_weights
-from tool.core.cli import ArgumentParser, ordered_pair, positive_float, positive_int, run_main
+from tool.core.cli import ordered_pair, positive_int, run_main, script_parser
 from tool.core.dist import cleanup, init_distributed, is_main_process
 from tool.data.classes import add_class_args, labelled_images
 from tool.data.cls_data import (CROP_SIZE, RESIZE_LONG, ClassifierAugment, classifier_loader,
                                 multilabel_loss)
 from tool.data.voc import read_image_list
-from tool.psa.training import add_psa_training_args, train_psa, weights_path
+from tool.psa.training import (add_psa_data_args, add_psa_training_args, add_trunk_args, train_psa,
+                               weights_path)
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = p.add_argument_group("data")
-    data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
-    data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+    p = script_parser(__doc__)
+    data = add_psa_data_args(p)
     data.add_argument("--cls_labels", default=None,
                       help="psa cls_labels.npy (default: <voc12_root>/cls_labels.npy)")
     data.add_argument("--crop_size", type=positive_int, default=CROP_SIZE, help="psa: 448")
@@ -35,11 +32,7 @@ def build_parser():
                        help="initial weights: ImageNet ResNet-38 (MXNet .params or .pth) or "
                             "a classifier checkpoint; none = random init")
     add_class_args(model, with_background=False, found_in="the image labels")
-    model.add_argument("--width", type=positive_float, default=1.0,
-                       help="channel multiplier (1.0 = paper)")
-    model.add_argument("--train_bn", action="store_true",
-                       help="update BatchNorm statistics from batches (for training from "
-                            "scratch; the papers keep them frozen at the ImageNet values)")
+    add_trunk_args(model)
     add_psa_training_args(p, batch_size=16, max_epoches=15, session_name="resnet38_cls")
     return p
 

@@ -23,24 +23,22 @@ from torch.nn.parallel import DistributedDataParallel
 
 from network.seg_models import MODELS, build_model
 from tool.core import checkpoint, dist
-from tool.core.cli import (ArgumentParser, add_device_arg, nonnegative_float, nonnegative_int,
-                           ordered_pair, positive_float, positive_int, progress, run_main)
+from tool.core.cli import (add_device_arg, nonnegative_float, nonnegative_int, ordered_pair,
+                           positive_float, positive_int, progress, run_main, script_parser)
 from tool.core.io import InputError, check_output_file, json_line
 from tool.core.optim import psa_optimizer
 from tool.core.precision import add_precision_arg, reject_amp_with_bf16
 from tool.core.train_step import sgd_step
-from tool.data.classes import add_class_args, labelled_images, optional_labels_path
+from tool.data.classes import (add_class_args, add_optional_labels_arg, labelled_images,
+                               optional_labels_path)
 from tool.data.voc import read_image_list, voc_dirs
 from tool.seg.training import (load_init_weights, resume_training, seg_loss_terms,
                                seg_train_dataset, seg_train_loader)
 
 STATE_SUFFIX = ".state"  # training state for --resume is written beside --save_path
-RESUME_AUTO = "auto"
-
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     data = p.add_argument_group("data")
     data.add_argument("--train_list", required=True,
                       help="image ids, bare or psa '/JPEGImages/x.jpg /Seg.../x.png' lines")
@@ -48,10 +46,8 @@ def build_parser():
     data.add_argument("--img_dir", help="image folder (overrides --voc12_root)")
     data.add_argument("--label_dir", required=True,
                       help="label PNGs <id>.png: random-walk, AuxSegNet or ground-truth labels")
-    data.add_argument("--cls_labels", default=None,
-                      help="image labels: the class count, and images without a labelled "
-                           "class are skipped (no pseudo labels are made for them); default: "
-                           "<voc12_root>/cls_labels.npy when it exists")
+    add_optional_labels_arg(data, "no pseudo labels are made for them",
+                            also_for=" (and the class count)")
     add_class_args(data, with_background=True, found_in="the image labels when there are any")
     data.add_argument("--num_workers", type=nonnegative_int, default=2,
                       help="DataLoader processes; 0 loads in the main process (same batches)")
@@ -91,9 +87,7 @@ def build_parser():
     out.add_argument("--save_path", required=True, help="final weights (plain state dict)")
     out.add_argument("--save_every", type=positive_int, default=1000,
                      help="iterations between training-state saves (<save_path>.state)")
-    out.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None,
-                     help="training state to continue from (no value: <save_path>.state); "
-                          "when none is saved yet, start fresh")
+    checkpoint.add_resume_arg(out, "<save_path>.state")
     out.add_argument("--log_every", type=positive_int, default=50,
                      help="iterations between loss lines")
     add_device_arg(out)
@@ -117,10 +111,8 @@ def make_dataset(args):
 
 def resume_path(args):
     """The training state --resume continues from, or None for a fresh start."""
-    if not args.resume:
-        return None
-    path = args.save_path + STATE_SUFFIX if args.resume == RESUME_AUTO else args.resume
-    return checkpoint.existing_training_state(path, "train_seg")
+    return checkpoint.requested_training_state(args.resume, args.save_path + STATE_SUFFIX,
+                                               "train_seg")
 
 
 def main(argv=None):

@@ -23,14 +23,14 @@ A rerun keeps finished PNGs and links (--overwrite redoes them).
 
 then run every stage with `--voc12_root coco` (or `--img_path coco/JPEGImages`) and
 `coco/train.txt` / `coco/val.txt`."""
-import argparse
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_coco.py`
 
-from tool.core.cli import ArgumentParser, positive_int, progress, run_main  # noqa: E402
+from tool.core.cli import (add_overwrite_arg, positive_int, progress, run_main,  # noqa: E402
+                           script_parser)
 from tool.core.io import (InputError, check_output_folder, link_file, output_done,  # noqa: E402
                           save_npy, save_text)
 from tool.core.workers import map_with_workers  # noqa: E402
@@ -43,7 +43,7 @@ LABEL_DIR = "SegmentationClass"
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     p.add_argument("--coco_root", required=True,
                    help="COCO folder: annotations/instances_<split>2014.json and <split>2014/")
     p.add_argument("--splits", nargs="+", default=["train", "val"],
@@ -55,7 +55,7 @@ def build_parser():
                    help="copy the images into <out>/JPEGImages instead of linking them")
     p.add_argument("--workers", "--num_workers", dest="workers", type=positive_int, default=1,
                    help="processes decoding and writing label PNGs (1 = inline)")
-    p.add_argument("--overwrite", action="store_true", help="redo PNGs and links already there")
+    add_overwrite_arg(p, "redo PNGs and links already there")
     return p
 
 

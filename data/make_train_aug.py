@@ -16,7 +16,7 @@ import scipy.io
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/make_train_aug.py`
 
-from tool.core.cli import ArgumentParser, progress, run_main  # noqa: E402
+from tool.core.cli import ArgumentParser, add_overwrite_arg, progress, run_main  # noqa: E402
 from tool.core.io import (InputError, check_output_file, output_done, read_label_png,  # noqa: E402
                           save_label_png, save_text)
 from tool.data.voc import NUM_CLASSES, find_label, read_image_list  # noqa: E402
@@ -97,7 +97,7 @@ def parse_args(argv):
                              "lines instead of bare ids")
     parser.add_argument("--label_dir", default=None,
                         help="also write SegmentationClassAug label PNGs into this folder")
-    parser.add_argument("--overwrite", action="store_true", help="rewrite existing label PNGs")
+    add_overwrite_arg(parser, "rewrite existing label PNGs")
     return parser.parse_args(argv)
 
 

@@ -19,3 +19,12 @@ def tiny_demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_demo")
     make_demo_dataset(root, seed=1, num_train=8, num_val=3)
     return root
+
+
+@pytest.fixture(scope="module")
+def cls_net():
+    """The ResNet-38 classifier with the golden recipe weights (golden README), built once
+    per test module (needs the golden data: use it from @needs_golden tests)."""
+    from golden import load_recipe
+    from network import resnet38_cls
+    return load_recipe(resnet38_cls.Net())

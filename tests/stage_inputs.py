@@ -2,7 +2,9 @@
 tests: a tiny demo dataset, seeded random weights of each network at width 0.125, CAM
 dicts and la/ha CRF dicts made from the ground truth, and helpers to run a stage's
 main(argv) as the command line does and to snapshot output folders."""
+import contextlib
 import hashlib
+import io
 import os
 import re
 from pathlib import Path
@@ -53,6 +55,15 @@ def make_stage_inputs(root):
                            train_list=voc / "train.txt", val_list=voc / "val.txt",
                            cls_labels=voc / "cls_labels.npy", images=voc / "JPEGImages",
                            gt=voc / "SegmentationClass", sal=voc / "SAL")
+
+
+def run_main_captured(module, argv):
+    """module.main(argv) (argv items turned into strings) with its stdout captured:
+    (return value, printed text)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        value = module.main([str(a) for a in argv])
+    return value, out.getvalue()
 
 
 def run_cli(main, argv, capsys):

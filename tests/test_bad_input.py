@@ -225,6 +225,22 @@ def iterations_args(e, work_dir):
             "--crop_size 64 --batch_size 2 --max_iters 1 --num_workers 0"]
 
 
+def rejected_numbers(main, args, *cases, out=None):
+    """CASES rows for numeric flags out of range: per (flag, values, bound) of `cases`,
+    `main` run with args(e[, out flag, e.root / out folder], flag, *values) names the last
+    value: "<flag>: must be <bound>, got <value>"."""
+    def argv(e, flag, values):
+        return args(e, *([out[0], e.root / out[1]] if out else []), flag, *values)
+
+    rows = []
+    for flag, values, bound in cases:
+        values = values.split()
+        rows.append((f"{main.__module__} {flag[2:]} {values[-1]}", main,
+                     lambda e, flag=flag, values=values: argv(e, flag, values),
+                     lambda e, message=f"{flag}: must be {bound}, got {values[-1]}": message))
+    return rows
+
+
 # (name, main, argv(e), what the one line must contain (a function of e))
 CASES = [
     # output places that cannot take the output
@@ -266,55 +282,33 @@ CASES = [
     ("make_coco out is a file", make_coco.main,
      lambda e: ["--coco_root", e.bad, "--out", e.file], lambda e: f"{e.file}: --out is a file"),
     # numeric flags
-    ("train_cls batch_size 0", train_cls.main, lambda e: train_cls_args(e, "--batch_size", "0"),
-     lambda e: "--batch_size: must be >= 1, got 0"),
-    ("train_cls batch_size -2", train_cls.main, lambda e: train_cls_args(e, "--batch_size", "-2"),
-     lambda e: "--batch_size: must be >= 1, got -2"),
-    ("train_cls max_epoches 0", train_cls.main, lambda e: train_cls_args(e, "--max_epoches", "0"),
-     lambda e: "--max_epoches: must be >= 1, got 0"),
-    ("train_aff num_workers -1", train_aff.main,
-     lambda e: train_aff_args(e, "--num_workers", "-1"),
-     lambda e: "--num_workers: must be >= 0, got -1"),
-    ("train_AuxAff batch_size -1", train_AuxAff.main,
-     lambda e: train_aux_args(e, "--batch_size", "-1"), lambda e: "--batch_size: must be >= 1"),
+    *rejected_numbers(train_cls.main, train_cls_args, ("--batch_size", "0", ">= 1"),
+                      ("--batch_size", "-2", ">= 1"), ("--max_epoches", "0", ">= 1")),
+    *rejected_numbers(train_aff.main, train_aff_args, ("--num_workers", "-1", ">= 0")),
+    *rejected_numbers(train_AuxAff.main, train_aux_args, ("--batch_size", "-1", ">= 1")),
     ("train_AuxAff lr nan", train_AuxAff.main, lambda e: train_aux_args(e, "--lr", "nan"),
      lambda e: "--lr: expected a finite number"),
-    ("train_seg batch_size 0", train_seg.main, lambda e: train_seg_args(e, "--batch_size", "0"),
-     lambda e: "--batch_size: must be >= 1, got 0"),
-    ("train_seg num_workers -1", train_seg.main,
-     lambda e: train_seg_args(e, "--num_workers", "-1"),
-     lambda e: "--num_workers: must be >= 0, got -1"),
-    ("train_seg save_every 0", train_seg.main, lambda e: train_seg_args(e, "--save_every", "0"),
-     lambda e: "--save_every: must be >= 1, got 0"),
+    *rejected_numbers(train_seg.main, train_seg_args, ("--batch_size", "0", ">= 1"),
+                      ("--num_workers", "-1", ">= 0"), ("--save_every", "0", ">= 1")),
     ("train_seg scale_range reversed", train_seg.main,
      lambda e: train_seg_args(e, "--scale_range", "1.5", "0.5"),
      lambda e: "--scale_range: MIN 1.5 is above MAX 0.5"),
-    ("infer_cls scales 0", infer_cls.main,
-     lambda e: infer_cls_args(e, "--out_cam", e.root / "c", "--scales", "1.0", "0"),
-     lambda e: "--scales: must be > 0, got 0"),
-    ("infer_cls scales -1", infer_cls.main,
-     lambda e: infer_cls_args(e, "--out_cam", e.root / "c", "--scales", "-1"),
-     lambda e: "--scales: must be > 0, got -1"),
-    ("split_img scales 0", split_img.main,
-     lambda e: split_args(e, "--split_path", e.root / "s", "--scales", "0"),
-     lambda e: "--scales: must be > 0, got 0"),
-    ("infer_AuxAff scales 0", infer_AuxAff.main,
-     lambda e: infer_aux_args(e, "--save_path", e.root / "p", "--scales", "0"),
-     lambda e: "--scales: must be > 0, got 0"),
-    ("infer_seg scales -0.5", infer_seg.main,
-     lambda e: infer_seg_args(e, "--save_path", e.root / "p", "--scales", "-0.5"),
-     lambda e: "--scales: must be > 0, got -0.5"),
-    ("infer_aff logt -1", infer_aff.main,
-     lambda e: infer_aff_args(e, "--out_rw", e.root / "r", "--logt", "-1"),
-     lambda e: "--logt: must be >= 0, got -1"),
-    ("gen_pgt workers -1", gen_pgt.main, lambda e: gen_pgt_args(e, "--workers", "-1"),
-     lambda e: "--workers: must be >= 0, got -1"),
+    *rejected_numbers(infer_cls.main, infer_cls_args, ("--scales", "1.0 0", "> 0"),
+                      ("--scales", "-1", "> 0"), out=("--out_cam", "c")),
+    *rejected_numbers(split_img.main, split_args, ("--scales", "0", "> 0"),
+                      out=("--split_path", "s")),
+    *rejected_numbers(infer_AuxAff.main, infer_aux_args, ("--scales", "0", "> 0"),
+                      out=("--save_path", "p")),
+    *rejected_numbers(infer_seg.main, infer_seg_args, ("--scales", "-0.5", "> 0"),
+                      out=("--save_path", "p")),
+    *rejected_numbers(infer_aff.main, infer_aff_args, ("--logt", "-1", ">= 0"),
+                      out=("--out_rw", "r")),
+    *rejected_numbers(gen_pgt.main, gen_pgt_args, ("--workers", "-1", ">= 0")),
     ("make_coco workers 0", make_coco.main,
      lambda e: ["--coco_root", e.bad, "--out", e.root / "coco", "--workers", "0"],
      lambda e: "--workers/--num_workers: must be >= 1, got 0"),
-    ("infer_cam erase_threshold 0", infer_cam.main,
-     lambda e: infer_cam_args(e, "--out_cam", e.root / "ic", "--erase_threshold", "0"),
-     lambda e: "--erase_threshold: must be > 0, got 0"),
+    *rejected_numbers(infer_cam.main, infer_cam_args, ("--erase_threshold", "0", "> 0"),
+                      out=("--out_cam", "ic")),
     ("infer_cam out_cam under a file", infer_cam.main,
      lambda e: infer_cam_args(e, "--out_cam", e.file / "cams"),
      lambda e: f"--out_cam lies under the file {e.file}"),

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
+from golden import GOLDEN, assert_close, load_golden, needs_golden
 from network import resnet38_cls
 from tool.cam import multiscale as camlib
 
@@ -14,11 +14,6 @@ IDS = ["2007_000001", "2007_000002", "2007_000003", "2007_000004"]
 @pytest.fixture(scope="module")
 def golden_cls():
     return load_golden("e2e_psa_infer_cls.npz")
-
-
-@pytest.fixture(scope="module")
-def cls_net():
-    return load_recipe(resnet38_cls.Net())
 
 
 def golden_rgb(img_id):

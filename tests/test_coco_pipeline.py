@@ -4,8 +4,6 @@ train_aff -> infer_aff -> make_pgt -> train_AuxAff -> gen_pgt -> infer_AuxAff ->
 run_iterations -> train_seg -> infer_seg -> eval_seg. The lists keep the images without
 any annotation, which every stage that reads image labels skips and counts; class flags
 that contradict the data fail with one line."""
-import contextlib
-import io
 
 import numpy as np
 import pytest
@@ -26,6 +24,7 @@ import train_cls
 import train_seg
 from coco_data import make_coco_layout
 from data import make_coco
+from stage_inputs import run_main_captured
 from tool.core.cli import run_main
 from tool.core.io import InputError, load_cam_dict, read_label_png
 from tool.data.coco import COCO_CLASSES
@@ -37,12 +36,6 @@ UNLABELLED = "COCO_train2014_000000000004"
 SKIPPED = "1 without a labelled class skipped"
 
 
-def run(stage, argv):
-    """stage.main(argv) with its stdout captured: (return value, printed text)."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        value = stage.main([str(a) for a in argv])
-    return value, out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -59,55 +52,56 @@ def coco(tmp_path_factory):
         "aux_seg", "aux_sal", "aux_pred", "iter", "seg.pth", "seg_pred")})
     data = ["--voc12_root", root]
     printed = {}
-    _, printed["train_cls"] = run(train_cls, [
+    _, printed["train_cls"] = run_main_captured(train_cls, [
         "--train_list", d["train"], *data, "--save_dir", d["cls"], "--crop_size", 64,
         "--resize_long", 64, 96, "--batch_size", 2, "--num_workers", 0, "--max_iters", 2,
         *WIDTH, *CPU])
     weights = d["cls"] / "resnet38_cls.pth"
-    _, printed["infer_cls"] = run(infer_cls, [
+    _, printed["infer_cls"] = run_main_captured(infer_cls, [
         "--infer_list", d["train"], *data, "--weights", weights, "--out_cam", d["cam"],
         "--out_la_crf", d["la"], "--out_ha_crf", d["ha"], *WIDTH, *CPU])
-    _, printed["split_img"] = run(split_img, [
+    _, printed["split_img"] = run_main_captured(split_img, [
         "--infer_list", d["train"], *data, "--weights", weights, "--split_path", d["split"],
         "--heatmap", d["heat"], *WIDTH, *CPU])
-    _, printed["infer_cam"] = run(infer_cam, [
+    _, printed["infer_cam"] = run_main_captured(infer_cam, [
         "--infer_list", d["train"], *data, "--weights", weights, "--split_path", d["split"],
         "--out_cam", d["infercam"], "--max_rounds", 2, *WIDTH, *CPU])
-    _, printed["train_aff"] = run(train_aff, [
+    _, printed["train_aff"] = run_main_captured(train_aff, [
         "--train_list", d["train"], *data, "--la_crf_dir", d["la"], "--ha_crf_dir", d["ha"],
         "--crop_size", 72, "--batch_size", 2, "--max_iters", 1, "--num_workers", 0,
         "--save_dir", d["aff"], *WIDTH, *CPU])
-    _, printed["infer_aff"] = run(infer_aff, [
+    _, printed["infer_aff"] = run_main_captured(infer_aff, [
         "--infer_list", d["train"], *data, "--weights", d["aff"] / "resnet38_aff.pth",
         "--cam_dir", d["infercam"], "--out_rw", d["rw"], *WIDTH, *CPU])
-    printed["make_pgt_result"], printed["make_pgt"] = run(make_pgt, [
+    printed["make_pgt_result"], printed["make_pgt"] = run_main_captured(make_pgt, [
         "--list", d["train"], "--cam_dir", d["cam"], "--sal_dir", d["sal"],
         "--cls_labels", d["labels"], "--out_dir", d["pgt"]])
     aux = ["--img_path", d["images"], "--list_path", d["train"], "--cls_labels", d["labels"]]
-    _, printed["train_AuxAff"] = run(train_AuxAff, [
+    _, printed["train_AuxAff"] = run_main_captured(train_AuxAff, [
         *aux, "--seg_pgt_path", d["pgt"], "--sal_pgt_path", d["sal"], "--save_path", d["aux"],
         "--init_weights", weights, "--batch_size", 2, "--crop_size", 64, "--max_iters", 1,
         "--num_workers", 0, *WIDTH, *CPU])
     aux_weights = d["aux"] / "AuxSegNet_final.pth"
-    _, printed["gen_pgt"] = run(gen_pgt, [
+    _, printed["gen_pgt"] = run_main_captured(gen_pgt, [
         *aux, "--weights", aux_weights, "--SALpath", d["sal"], "--seg_pgt_path", d["aux_seg"],
         "--sal_pgt_path", d["aux_sal"], *CPU])
-    _, printed["infer_AuxAff"] = run(infer_AuxAff, [
+    _, printed["infer_AuxAff"] = run_main_captured(infer_AuxAff, [
         "--img_path", d["images"], "--weights", aux_weights, "--save_path", d["aux_pred"],
         "--list_path", d["val"], *CPU])
-    printed["run_iterations_result"], printed["run_iterations"] = run(run_iterations, [
+    result, printed["run_iterations"] = run_main_captured(run_iterations, [
         *aux, "--rounds", 1, "--work_dir", d["iter"], "--SALpath", d["sal"],
         "--seg_pgt_path", d["pgt"], "--sal_pgt_path", d["sal"], "--init_weights", weights,
         "--gt_dir", root / "SegmentationClass", *WIDTH, *CPU,
         "--train_args", "--crop_size 64 --batch_size 2 --max_iters 1 --num_workers 0"])
-    _, printed["train_seg"] = run(train_seg, [
+    printed["run_iterations_result"] = result
+    _, printed["train_seg"] = run_main_captured(train_seg, [
         "--model", "largefov", "--train_list", d["train"], *data, "--label_dir", d["rw"],
         "--save_path", d["seg.pth"], "--init_weights", weights, "--batch_size", 2,
         "--crop_size", 64, "--max_iters", 1, "--num_workers", 0, *WIDTH, *CPU])
-    _, printed["infer_seg"] = run(infer_seg, [
+    _, printed["infer_seg"] = run_main_captured(infer_seg, [
         "--model", "largefov", "--weights", d["seg.pth"], "--infer_list", d["val"], *data,
         "--save_path", d["seg_pred"], *WIDTH, *CPU])
-    printed["eval_seg_result"], printed["eval_seg"] = run(eval_seg, [
+    printed["eval_seg_result"], printed["eval_seg"] = run_main_captured(eval_seg, [
         "--list", d["val"], *data, "--pred_dir", d["seg_pred"]])
     d["printed"] = printed
     return d

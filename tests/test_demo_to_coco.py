@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from data import demo_to_coco, make_coco
 from data.make_demo_dataset import make_demo_dataset
+from stage_inputs import run_main_captured
 from tool.core.io import InputError, read_label_png, save_label_png
 from tool.data.coco import CATEGORY_TO_INDEX, COCO_CATEGORIES, NUM_COCO_CLASSES
 from tool.data.coco_annotations import (VOC_TO_COCO_CATEGORY, coco_categories, compressed_rle,
@@ -21,11 +22,6 @@ from tool.data.voc import VOC_CLASSES, load_cls_labels, read_image_list
 NUM_TRAIN, NUM_VAL = 6, 3
 
 
-def run(module, argv):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        value = module.main([str(a) for a in argv])
-    return value, out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +29,8 @@ def converted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo_to_coco")
     demo, coco, wsss = tmp / "demo", tmp / "coco", tmp / "wsss"
     splits = make_demo_dataset(demo, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL)
-    result, printed = run(demo_to_coco, ["--root", demo, "--out", coco])
-    run(make_coco, ["--coco_root", coco, "--out", wsss])
+    result, printed = run_main_captured(demo_to_coco, ["--root", demo, "--out", coco])
+    run_main_captured(make_coco, ["--coco_root", coco, "--out", wsss])
     return {"demo": demo, "coco": coco, "wsss": wsss, "splits": splits, "result": result,
             "printed": printed}
 
@@ -211,5 +207,6 @@ def test_non_numeric_id_is_refused(tmp_path):
 
 
 def test_rerun_keeps_copies(converted):
-    _, printed = run(demo_to_coco, ["--root", converted["demo"], "--out", converted["coco"]])
+    _, printed = run_main_captured(demo_to_coco,
+                                   ["--root", converted["demo"], "--out", converted["coco"]])
     assert "0 files copied" in printed

@@ -12,7 +12,7 @@ import infer_cam
 import infer_cls
 import split_img
 from data.make_demo_dataset import make_demo_dataset
-from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden
+from golden import GOLDEN, assert_close, load_golden, needs_golden
 from network import resnet38_cls
 from stage_inputs import run_cli
 from tool.cam import infercam
@@ -43,11 +43,6 @@ def split_ref():
 @pytest.fixture(scope="module")
 def infer_ref():
     return load_golden("e2e_infercam_infer.npz")
-
-
-@pytest.fixture(scope="module")
-def recipe_net():
-    return load_recipe(resnet38_cls.Net())
 
 
 def golden_rgb(img_id):
@@ -93,11 +88,11 @@ def test_merge_of_golden_crop_cams_gives_golden_cam(split_ref, infer_ref, img_id
 
 
 @needs_golden
-def test_erased_inputs_match_golden_example(split_ref, infer_ref, recipe_net):
+def test_erased_inputs_match_golden_example(split_ref, infer_ref, cls_net):
     """2007_000001 split 2, round 2: chained mask resizing, mask not mirrored."""
     rgb = split_ref["2007_000001__split2_decoded_pil_rgb"]
     label = golden_label(split_ref, "2007_000001")
-    first_round, _ = infercam.refine_crop_cam(recipe_net, rgb, label, max_rounds=1)
+    first_round, _ = infercam.refine_crop_cam(cls_net, rgb, label, max_rounds=1)
     left = first_round.max(axis=0) < infercam.ERASE_THRESHOLD
     inputs = with_flips(scaled_inputs(rgb))
     erased = infercam.erased_inputs(inputs, left, [i % 2 == 1 for i in range(8)])
@@ -109,11 +104,11 @@ def test_erased_inputs_match_golden_example(split_ref, infer_ref, recipe_net):
 
 @needs_golden
 @pytest.mark.parametrize("img_id, split", [("2007_000003", 3), ("2007_000002", 4)])
-def test_refined_crop_cam_and_rounds_match_golden(split_ref, infer_ref, recipe_net, img_id, split):
+def test_refined_crop_cam_and_rounds_match_golden(split_ref, infer_ref, cls_net, img_id, split):
     """An 11-row wrapped crop of two classes (4 rounds, the last shrinking 0), and a crop that
     runs into the 5-round cap with CAM values within 1e-5 of the 0.7 threshold."""
     rgb = split_ref[f"{img_id}__split{split}_decoded_pil_rgb"]
-    cam_matrix, shrinks = infercam.refine_crop_cam(recipe_net, rgb, golden_label(split_ref, img_id))
+    cam_matrix, shrinks = infercam.refine_crop_cam(cls_net, rgb, golden_label(split_ref, img_id))
     np.testing.assert_array_equal(shrinks, infer_ref[f"{img_id}__split{split}_cam_mask_diffs"])
     keys = infer_ref[f"{img_id}__cam_keys"]
     assert_close(cam_matrix[keys], infer_ref[f"{img_id}__split{split}_cam_matrix"],
@@ -121,13 +116,13 @@ def test_refined_crop_cam_and_rounds_match_golden(split_ref, infer_ref, recipe_n
 
 
 @needs_golden
-def test_seed_readme_commands_reproduce_golden_cams(split_ref, infer_ref, recipe_net, tmp_path,
+def test_seed_readme_commands_reproduce_golden_cams(split_ref, infer_ref, cls_net, tmp_path,
                                                     monkeypatch):
     """The InferCam README's two commands, verbatim (no other flag), run where the released
     code ran (its voc12/train.txt list beside them): the same crops, JPEG bytes and CAMs
     as the released code on all four golden images, wrapped crops and 3 classes included."""
     weights = tmp_path / "res38_cls.pth"
-    save_checkpoint(weights, recipe_net)
+    save_checkpoint(weights, cls_net)
     (tmp_path / "voc12").mkdir()
     shutil.copy(GOLDEN / "dataset" / "list_psa.txt", tmp_path / "voc12" / "train.txt")
     monkeypatch.chdir(tmp_path)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from golden import GOLDEN, assert_close, load_golden, load_recipe, needs_golden, recipe_value
+from golden import GOLDEN, assert_close, load_golden, needs_golden, recipe_value
 from network import resnet38_cls, resnet38d
 
 pytestmark = needs_golden
@@ -14,11 +14,6 @@ pytestmark = needs_golden
 @pytest.fixture(scope="module")
 def manifest():
     return json.loads((GOLDEN / "weights_manifest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def cls_net():
-    return load_recipe(resnet38_cls.Net())
 
 
 def test_key_order_matches_original(manifest):

@@ -4,9 +4,25 @@ import torch
 
 from network.AuxSegNet import SegNet
 from tool.core import checkpoint
+from tool.core.cli import add_network_arg, positive_float
+from tool.core.dist import add_inference_environment_args
 from tool.core.io import InputError
 
 TRUNK_STEM_CHANNELS = 64  # conv1a output channels at width 1.0
+
+
+def add_width_arg(parser):
+    """--width of a trained AuxSegNet: read from its weights unless given."""
+    parser.add_argument("--width", type=positive_float, default=None,
+                        help="channel width of the weights (default: read from the checkpoint)")
+
+
+def add_released_inference_args(parser):
+    """The released --network AuxSegNet and --device/--gpu_id, with --precision and
+    --shard: the flags of the inference scripts (gen_pgt.py, infer_AuxAff.py) that are not
+    about their data."""
+    add_network_arg(parser, "AuxSegNet")
+    add_inference_environment_args(parser, gpu_id=True)
 
 
 def width_from_state_dict(state, path):

@@ -10,7 +10,27 @@ from tool.auxsegnet.fusion import fuse_cam_saliency
 from tool.cam.multiscale import normalize_cam
 from tool.core.io import save_gray_png, save_label_png
 from tool.core.precision import DEFAULT_PRECISION, float32_outputs, precision_context
+from tool.data.classes import add_class_args
 from tool.seg.crf import crf_for_sal
+
+RELEASED_LIST = "voc12/train_aug_id.txt"
+RELEASED_CLS_LABELS = "voc12/cls_labels.npy"
+
+
+def add_pseudo_label_args(group, written):
+    """--seg_pgt_path and --sal_pgt_path (the pseudo labels; `written`: this stage writes
+    them, else it reads them), and the images they are for: --list_path, --cls_labels and
+    the class flags, with the released defaults."""
+    role = "output: " if written else ""
+    group.add_argument("--seg_pgt_path", required=True,
+                       help=f"{role}segmentation pseudo labels <id>.png (0..C-1, 255 ignored)")
+    group.add_argument("--sal_pgt_path", required=True,
+                       help=f"{role}saliency pseudo labels <id>.png")
+    group.add_argument("--list_path", default=RELEASED_LIST,
+                       help="image ids (released default: train_aug)")
+    group.add_argument("--cls_labels", default=RELEASED_CLS_LABELS,
+                       help="psa image-label dict (released code reads voc12/cls_labels.npy)")
+    add_class_args(group, with_background=True, found_in="the image labels")
 
 
 def _upsample(x, size):

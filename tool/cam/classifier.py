@@ -5,9 +5,8 @@ import os
 from network import resnet38_cls
 from tool.cam.multiscale import CAM_SCALES
 from tool.core.checkpoint import load_weights
-from tool.core.cli import add_device_arg, nonnegative_int, positive_float
-from tool.core.dist import add_shard_arg
-from tool.core.precision import add_precision_arg
+from tool.core.cli import nonnegative_int, positive_float
+from tool.core.dist import add_inference_environment_args
 from tool.core.visualize import save_cam_overlay
 from tool.data.classes import add_class_args, file_name_part
 
@@ -27,13 +26,11 @@ def add_classifier_args(group, released="psa infer_cls.py"):
 
 
 def add_environment_args(group):
-    """--device, --precision, the released --num_workers (images run one after another)
-    and --shard."""
-    add_device_arg(group)
-    add_precision_arg(group)
+    """--device, --precision, --shard and the released --num_workers (images run one after
+    another)."""
+    add_inference_environment_args(group)
     group.add_argument("--num_workers", type=nonnegative_int, default=1,
                        help="accepted for InferCam compatibility; images run one after another")
-    add_shard_arg(group)
 
 
 def load_classifier(weights, num_classes, width, device):

@@ -235,6 +235,25 @@ def save_training_state(path, model, optimizer, epoch, step, **extra):
     _save(path, state, state["model"])
 
 
+RESUME_AUTO = "auto"  # --resume without a value: the stage's own training state
+
+
+def add_resume_arg(group, auto_state):
+    """--resume [PATH]: a training state to continue from; the bare flag means
+    `auto_state` (said in the help), see requested_training_state."""
+    group.add_argument("--resume", nargs="?", const=RESUME_AUTO, default=None,
+                       help=f"continue from a training state (no value: {auto_state}); when "
+                            "none is saved yet, start fresh")
+
+
+def requested_training_state(resume, auto_path, stage):
+    """The training state --resume asks for (`auto_path` for the bare flag), or None for a
+    fresh start: no --resume, or none saved yet (said on stdout)."""
+    if not resume:
+        return None
+    return existing_training_state(auto_path if resume == RESUME_AUTO else resume, stage)
+
+
 def existing_training_state(path, stage):
     """`path` when a training state is saved there; None (said on stdout) when there is
     none yet, so that --resume on a first run starts fresh."""

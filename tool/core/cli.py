@@ -20,6 +20,16 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def script_parser(doc, first_paragraph=False):
+    """The parser of a stage script, described by its docstring `doc`: --help shows the
+    docstring as written (usage examples included), or with `first_paragraph` only its
+    first paragraph, each flag's help then ending with its default."""
+    if first_paragraph:
+        return ArgumentParser(description=doc.split("\n\n")[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_device_arg(parser, gpu_id=False):
     """--device; with `gpu_id`, also the released AuxSegNet scripts' --gpu_id."""
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -35,6 +45,11 @@ def add_network_arg(parser, name):
     parser.add_argument("--network", default=name, choices=[name],
                         help=f"accepted for the released command lines; {name} is the only "
                              "network of this stage")
+
+
+def add_overwrite_arg(group, help="redo images already written"):
+    """--overwrite: stages skip the outputs already written unless it is given."""
+    group.add_argument("--overwrite", action="store_true", help=help)
 
 
 def _int_at_least(text, low):

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from tool.core.cli import resolve_device
+from tool.core.cli import add_device_arg, resolve_device
+from tool.core.precision import add_precision_arg
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ def add_shard_arg(parser):
                         help="process only every n-th image starting at the i-th (0-based), "
                              "to split a list over n processes or machines; by default the "
                              "torchrun RANK/WORLD_SIZE when set, else the whole list")
+
+
+def add_inference_environment_args(group, gpu_id=False):
+    """--device (with `gpu_id`, also --gpu_id), --precision and --shard: where an inference
+    stage runs, at what precision, and which share of its image list it takes."""
+    add_device_arg(group, gpu_id=gpu_id)
+    add_precision_arg(group)
+    add_shard_arg(group)
 
 
 def shard_ids(ids, args):

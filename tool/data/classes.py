@@ -154,6 +154,16 @@ def has_class(label):
     return bool((label > LABEL_PRESENT).any())
 
 
+def add_optional_labels_arg(group, why_skipped, also_for=""):
+    """--cls_labels of a stage that uses image labels to skip unlabelled images
+    (`why_skipped`; `also_for`: what else it reads from them); resolved by
+    optional_labels_path."""
+    group.add_argument("--cls_labels", default=None,
+                       help=f"image labels{also_for}: images without a labelled class are "
+                            f"skipped ({why_skipped}); default: <voc12_root>/cls_labels.npy "
+                            "when it exists, else every listed image is used")
+
+
 def optional_labels_path(cls_labels, root):
     """--cls_labels of a stage that only uses image labels to skip unlabelled images:
     the given path, else `<root>/cls_labels.npy` when that exists, else None."""

@@ -20,6 +20,24 @@ from tool.core.train_step import sgd_step
 from tool.data.transforms import restart_worker_rng
 
 
+def add_psa_data_args(parser):
+    """The "data" group with --train_list and --voc12_root, as psa's trainers take them;
+    returned for the stage's own data flags."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--train_list", required=True, help="psa: voc12/train_aug.txt")
+    data.add_argument("--voc12_root", required=True, help="folder holding JPEGImages/")
+    return data
+
+
+def add_trunk_args(group):
+    """--width and --train_bn of the ResNet-38 trunk a psa trainer starts from."""
+    group.add_argument("--width", type=positive_float, default=1.0,
+                       help="channel multiplier (1.0 = paper)")
+    group.add_argument("--train_bn", action="store_true",
+                       help="update BatchNorm statistics from batches (for a trunk trained "
+                            "from scratch; psa keeps them frozen at the ImageNet values)")
+
+
 def add_psa_training_args(parser, batch_size, max_epoches, session_name):
     """The "optimisation", "output" and "environment" groups; only the defaults (which are
     also psa's values, shown in the help) differ between the two stages."""
