@@ -259,13 +259,15 @@ def classifier_part(run):
 
 
 def infercam_part(run):
-    """InferCam on the same classifier: mass-centre crops, iterative erasing."""
+    """InferCam on the same classifier: mass-centre crops (split by the CAMs infer_cls.py
+    wrote: the same maps, not computed again), iterative erasing."""
     p, paths = run.profile, run.paths
-    trained = ("train_cls",) if not run.cls_weights else (("data",) if run.generate_data else ())
     common = ["--infer_list", paths.train_list, "--voc12_root", paths.root,
               "--weights", run.classifier_weights(), "--split_path", paths("infercam_split")]
     clamp = ["--clamp_crops"] if p.clamp_crops else []
-    stages = sharded("split_img", "split_img.py", common + clamp + run.common, p.shards, trained)
+    stages = sharded("split_img", "split_img.py",
+                     common + ["--cam_dir", paths("cam")] + clamp + run.common, p.shards,
+                     sharded_needs=("infer_cls",))
     stages += sharded("infer_cam", "infer_cam.py",
                       common + ["--out_cam", paths("infercam_cam")] + run.common, p.shards,
                       sharded_needs=("split_img",))
