@@ -55,31 +55,43 @@ def warm_up(net, call):
         call(net, torch.zeros((1, 3) + WARMUP_HW))
 
 
+def measure_cams(rgb, label):
+    """The classifier's single-scale CAM forward at each precision: ({figure: value}, {precision:
+    CAMs}); the network is freed on return."""
+    net = recipe_net(resnet38_cls.Net)
+    warm_up(net, lambda n, x: n.forward_cam(x))
+    x_cam = torch.from_numpy(camlib.scaled_inputs(rgb, (1.0,))[0][None])
+    with torch.inference_mode():
+        out = {"cam_gflop": conv_gflop(net, lambda: net.forward_cam(x_cam))}
+    cams = {}
+    for precision in PRECISIONS:
+        out[f"cam_forward_{precision}"], cams[precision] = timed(
+            lambda: single_scale_cam(net, rgb, label, precision), warmup=0)
+    return out, cams
+
+
+def measure_affinities(rgb):
+    """AffinityNet's forward at each precision: ({figure: value}, {precision: affinities},
+    feature size); the network is freed on return."""
+    net = recipe_net(resnet38_aff.Net)
+    warm_up(net, lambda n, x: n.features(x))
+    x_aff = rw.padded_input(rgb)
+    feat_size = (x_aff.shape[2] // rw.OUTPUT_STRIDE, x_aff.shape[3] // rw.OUTPUT_STRIDE)
+    out, affs = {}, {}
+    for precision in PRECISIONS:
+        out[f"aff_forward_{precision}"], affs[precision] = timed(
+            lambda: affinity(net, x_aff, precision), warmup=0)
+    return out, affs, feat_size
+
+
 def run(quick=False):
     rgb, label, gt = real_photo()
     shape = rgb.shape[:2]
     out = {"image_hw": shape, "threads": torch.get_num_threads()}
-
-    cls_net = recipe_net(resnet38_cls.Net)
-    warm_up(cls_net, lambda n, x: n.forward_cam(x))
-    x_cam = torch.from_numpy(camlib.scaled_inputs(rgb, (1.0,))[0][None])
-    with torch.inference_mode():
-        out["cam_gflop"] = conv_gflop(cls_net, lambda: cls_net.forward_cam(x_cam))
-    cams = {}
-    for precision in PRECISIONS:
-        out[f"cam_forward_{precision}"], cams[precision] = timed(
-            lambda: single_scale_cam(cls_net, rgb, label, precision), warmup=0)
-    del cls_net
-
-    aff_net = recipe_net(resnet38_aff.Net)
-    warm_up(aff_net, lambda n, x: n.features(x))
-    x_aff = rw.padded_input(rgb)
-    feat_size = (x_aff.shape[2] // rw.OUTPUT_STRIDE, x_aff.shape[3] // rw.OUTPUT_STRIDE)
-    affs = {}
-    for precision in PRECISIONS:
-        out[f"aff_forward_{precision}"], affs[precision] = timed(
-            lambda: affinity(aff_net, x_aff, precision), warmup=0)
-    del aff_net
+    cam_figures, cams = measure_cams(rgb, label)
+    aff_figures, affs, feat_size = measure_affinities(rgb)
+    out.update(cam_figures)
+    out.update(aff_figures)
 
     vecs = {p: rw.cam_vector(rw.rw_scores(camlib.cam_dict_from_array(cams[p], label), shape))
             for p in PRECISIONS}
