@@ -32,7 +32,7 @@ import numpy as np
 
 from data.demo_to_coco import coco_file_stem, coco_image_id
 from data.make_demo_dataset import demo_id
-from tool.core.cli import ArgumentParser, positive_int, run_main
+from tool.core.cli import positive_int, run_main, script_parser
 from tool.core.io import (RunError, check_output_folder, load_cam_dict, load_json, read_image,
                           read_label_png, save_rgb, save_text)
 from tool.core.visualize import cam_dict_overlay, colorize_label, image_grid
@@ -394,12 +394,17 @@ class StageFailed(RunError):
     """A stage exited non-zero: one line with its last log line (its own error message)."""
 
 
+def stage_module(stage):
+    """The module of a stage's script (a path inside the repository)."""
+    return importlib.import_module(stage.script[:-3].replace("/", "."))
+
+
 def overwriting(stage):
     """The stage with --overwrite when its script (one of the repository's) has it: stage
     scripts skip outputs that exist."""
     if os.path.isabs(stage.script):
         return stage
-    module = importlib.import_module(stage.script[:-3].replace("/", "."))
+    module = stage_module(stage)
     if any("--overwrite" in action.option_strings for action in module.build_parser()._actions):
         return replace(stage, argv=stage.argv + ("--overwrite",))
     return stage
@@ -437,16 +442,17 @@ class Scheduler:
     def launch(self, stage):
         log = os.path.join(self.out, "logs", f"{stage.name}.log")
         os.makedirs(os.path.dirname(log), exist_ok=True)
-        env = dict(os.environ, OMP_NUM_THREADS=str(stage.threads), MKL_NUM_THREADS=str(stage.threads))
+        env = dict(os.environ, OMP_NUM_THREADS=str(stage.threads),
+                   MKL_NUM_THREADS=str(stage.threads))
+        command = self.command(stage)
         with open(log, "w") as f:
-            f.write(shlex.join(self.command(stage)) + "\n")
+            f.write(shlex.join(command) + "\n")
             f.flush()
-            return subprocess.Popen(self.command(stage), cwd=REPO, env=env, stdout=f,
+            return subprocess.Popen(command, cwd=REPO, env=env, stdout=f,
                                     stderr=subprocess.STDOUT), log
 
     def run_in_process(self, stage):
-        module = importlib.import_module(stage.script[:-3].replace("/", "."))
-        module.main(list(stage.argv))
+        stage_module(stage).main(list(stage.argv))
 
     def finish(self, stage, began, cpu):
         now = time.perf_counter()
@@ -469,7 +475,7 @@ class Scheduler:
             return all(n in done for need in stage.needs for n in groups.get(need, [need]))
 
         while waiting or running:
-            free = self.cores - sum(s.threads for s, _, _ in running.values())
+            free = self.cores - sum(s.threads for s, *_ in running.values())
             for stage in [s for s in waiting if ready(s)]:
                 if stage.threads > free and running:
                     continue
@@ -483,20 +489,20 @@ class Scheduler:
                     done.add(stage.name)
                     break
                 proc, log = self.launch(stage)
-                running[stage.name] = (stage, proc, (began, log))
+                running[stage.name] = (stage, proc, began, log)
                 free -= stage.threads
             if not running and waiting and not any(ready(s) for s in waiting):
                 raise StageFailed(f"stages wait for stages that never run: "
                                   f"{', '.join(s.name for s in waiting)}")
             time.sleep(POLL_SECONDS if running else 0)
-            for name, (stage, proc, (began, log)) in list(running.items()):
+            for name, (stage, proc, began, log) in list(running.items()):
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                 if pid == 0:
                     continue
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 del running[name]
                 if proc.returncode != 0:
-                    for _, other, _ in running.values():
+                    for _, other, *_ in running.values():
                         other.kill()
                         other.wait()
                     raise StageFailed(f"stage {name} failed (exit {proc.returncode}): "
@@ -702,8 +708,7 @@ def seeds_text(per_seed, rounds):
 # ----------------------------------------------------------------- driver
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     p.add_argument("--profile", choices=sorted(PROFILES), default="demo")
     p.add_argument("--out", default="demo_out", help="all stage folders go here")
     p.add_argument("--dataset", choices=sorted(LAYOUTS), default="voc",

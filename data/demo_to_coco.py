@@ -24,7 +24,6 @@ demo's up to the renumbering of the classes.
 
 A rerun keeps the image and saliency copies already there (--overwrite redoes them) and
 rewrites the JSONs."""
-import argparse
 import os
 import re
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/demo_to_coco.py`
 
-from tool.core.cli import ArgumentParser, progress, run_main  # noqa: E402
+from tool.core.cli import progress, run_main, script_parser  # noqa: E402
 from tool.core.io import (InputError, check_output_folder, link_file, output_done,  # noqa: E402
                           read_image, read_label_png, save_json)
 from tool.data.coco import image_label  # noqa: E402
@@ -145,7 +144,7 @@ def demo_to_coco(root, out, overwrite=False):
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     p.add_argument("--root", default="demo_data",
                    help="the demo dataset (data/make_demo_dataset.py --root)")
     p.add_argument("--out", required=True, help="output folder (make_coco.py's --coco_root)")

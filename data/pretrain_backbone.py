@@ -9,11 +9,11 @@ tests/test_pretrained_backbone.py checks.
 
     python data/pretrain_backbone.py --out data/resnet38_demo_pretrained.pth
 """
-import argparse
 import os
 import platform
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python data/pretrain_backbone.py`
 
 from data import pretraining as pt  # noqa: E402
-from tool.core.cli import ArgumentParser, positive_int, progress, run_main  # noqa: E402
+from tool.core.checkpoint import save_checkpoint  # noqa: E402
+from tool.core.cli import positive_int, progress, run_main, script_parser  # noqa: E402
 from tool.core.io import save_json  # noqa: E402
 from tool.core.workers import map_with_workers  # noqa: E402
 
@@ -30,8 +31,7 @@ DEFAULT_OUT = "data/resnet38_demo_pretrained.pth"
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = script_parser(__doc__, first_paragraph=True)
     p.add_argument("--out", default=DEFAULT_OUT, help="trunk weights (float16 state dict)")
     p.add_argument("--width", type=float, default=0.125, help="the demo's channel width")
     data = p.add_argument_group("pretraining set")
@@ -71,11 +71,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    timer = pt.Timer()
+    start = time.perf_counter()
     classes = pt.pretrain_classes(args.num_classes, args.seed)
     train = render_split(classes, args.per_class, args.size, args.seed, "train", args.workers)
     val = render_split(classes, args.val_per_class, args.size, args.seed, "val", args.workers)
-    draw_seconds = timer.seconds()
+    draw_seconds = time.perf_counter() - start
 
     net = pt.PretrainNet(args.num_classes, args.width)
     optimizer = torch.optim.SGD(pt.parameter_groups(net, args.wt_dec), lr=args.lr,
@@ -92,7 +92,8 @@ def main(argv=None):
         bar.write(f"epoch {epoch + 1}/{args.epochs}: loss {loss:.4f}, val top-1 {acc:.2f} %")
     bar.close()
 
-    pt.save_state(args.out, pt.trunk_state_fp16(net))
+    save_checkpoint(args.out, pt.trunk_state_fp16(net))
+    seconds = time.perf_counter() - start
     record = {
         "weights": os.path.basename(args.out), "sha256": pt.sha256_of(args.out),
         "command": "python data/pretrain_backbone.py " + shlex.join(argv if argv is not None
@@ -100,13 +101,13 @@ def main(argv=None):
         "settings": settings, "classes": args.num_classes,
         "train_images": len(train[0]), "val_images": len(val[0]),
         "val_top1": history[-1]["val_top1"], "history": history,
-        "seconds": {"draw": round(draw_seconds), "total": round(timer.seconds())},
+        "seconds": {"draw": round(draw_seconds), "total": round(seconds)},
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {args.threads} threads, "
                    f"torch {torch.__version__}",
     }
     save_json(os.path.splitext(args.out)[0] + ".json", record)
     print(f"pretrain_backbone: val top-1 {history[-1]['val_top1']:.2f} % over {args.num_classes} "
-          f"classes; {timer.seconds():.0f} s; weights {args.out} (sha256 {record['sha256'][:12]}...)")
+          f"classes; {seconds:.0f} s; weights {args.out} (sha256 {record['sha256'][:12]}...)")
 
 
 if __name__ == "__main__":

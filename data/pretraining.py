@@ -6,7 +6,6 @@ The papers start every network from ImageNet ResNet-38 weights with BatchNorm fr
 ImageNet statistics; `data/pretrain_backbone.py` makes the demo's equivalent with these
 functions, and the demo starts from the weights file it wrote (shipped in data/)."""
 import hashlib
-import time
 from typing import NamedTuple
 
 import numpy as np
@@ -18,7 +17,6 @@ from data.make_demo_dataset import BODY_SHAPES, DEMO_CLASSES
 from data.scenes import (SCENES, TEXTURES, UNIT_SHAPES, Look, PartSpec, Pose, draw_parts, finish,
                          paint_parts, scene_background)
 from network import resnet38d
-from tool.core.io import atomic_path
 
 HEAD_SHAPES = tuple(s for s in UNIT_SHAPES if s != "bar")
 HUE_STEP = 30.0                 # class hues are multiples of this
@@ -207,24 +205,9 @@ def trunk_state_fp16(net):
             for k, v in net.trunk.state_dict().items()}
 
 
-def save_state(path, state):
-    """torch.save through a file object, atomically: the bytes depend on the tensors only
-    (saved to a path, torch names the archive after the temporary file)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
-
-
 def sha256_of(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-class Timer:
-    def __init__(self):
-        self.start = time.perf_counter()
-
-    def seconds(self):
-        return time.perf_counter() - self.start

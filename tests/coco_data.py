@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 from PIL import Image, ImageFilter
-from pycocotools import mask as mask_utils
+
+from tool.data.coco_annotations import compressed_rle, uncompressed_rle
 
 PERSON, STOP_SIGN, DOG, GIRAFFE, TOOTHBRUSH = 1, 13, 18, 25, 90  # COCO category ids
 CATEGORIES = {PERSON: "person", STOP_SIGN: "stop sign", DOG: "dog", GIRAFFE: "giraffe",
@@ -25,20 +26,6 @@ def box_mask(x0, y0, x1, y1, height=HEIGHT, width=WIDTH):
     mask = np.zeros((height, width), np.uint8)
     mask[y0:y1, x0:x1] = 1
     return mask
-
-
-def uncompressed_rle(mask):
-    """COCO's uncompressed RLE: run lengths of the column-major mask, zeros first."""
-    flat = mask.flatten(order="F").astype(np.int8)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
-    counts = np.diff(np.concatenate([[0], edges])).tolist()
-    return {"counts": counts, "size": list(mask.shape)}
-
-
-def compressed_rle(mask):
-    """COCO's compressed RLE (the `counts` string of pycocotools' encoder)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"counts": rle["counts"].decode("ascii"), "size": list(rle["size"])}
 
 
 # (category, segmentation kind, box (x0, y0, x1, y1), crowd) per image; [] = no annotation

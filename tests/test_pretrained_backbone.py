@@ -12,7 +12,7 @@ from data import make_demo_dataset as demo
 from data import pretraining as pt
 from data.pretrain_backbone import main as pretrain_main
 from network import AuxSegNet, deeplab_largefov, resnet38_aff, resnet38_cls
-from tool.core.checkpoint import load_weights, read_checkpoint
+from tool.core.checkpoint import load_weights, read_checkpoint, save_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(REPO, "data", "resnet38_demo_pretrained.pth")
@@ -98,6 +98,6 @@ def test_pretraining_script_writes_weights_and_their_record(tmp_path):
 
 def test_saved_weights_depend_on_the_tensors_only(tmp_path):
     state = {"w": torch.arange(6, dtype=torch.float16).view(2, 3)}
-    pt.save_state(tmp_path / "a.pth", state)
-    pt.save_state(tmp_path / "b.pth", state)
+    save_checkpoint(tmp_path / "a.pth", state)
+    save_checkpoint(tmp_path / "b.pth", state)
     assert pt.sha256_of(tmp_path / "a.pth") == pt.sha256_of(tmp_path / "b.pth")

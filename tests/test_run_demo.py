@@ -1,6 +1,5 @@
 """run_demo.py: the typed profile, the stage scheduler (needs, cores, skip/redo, failures),
 every stage command accepted by its script, the result table and the claims lines."""
-import importlib
 import os
 
 import numpy as np
@@ -109,7 +108,7 @@ def test_every_stage_command_parses_with_its_script(profile, dataset, tmp_path):
     names = {s.name for s in stages} | {s.group for s in stages}
     for stage in stages:
         assert set(stage.needs) <= names, stage.name
-        module = importlib.import_module(stage.script[:-3].replace("/", "."))
+        module = run_demo.stage_module(stage)
         try:
             parsed = module.build_parser().parse_args(list(stage.argv))
             if stage.script == "run_iterations.py":  # its --train_args go on to train_AuxAff.py
