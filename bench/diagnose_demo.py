@@ -1,0 +1,238 @@
+"""Measured causes behind a demo run's claim lines, read from a finished run folder:
+
+    python bench/diagnose_demo.py --run demo_out
+
+1. CAM errors: where the CAM's false-positive pixels (background 0.2, psa's threshold)
+   lie, by distance to the nearest object.
+2. The walk's labels: precision and coverage of the confident foreground / background
+   pixels AffinityNet is trained on (psa's la/ha CRF rule), then the walk re-run with an
+   AffinityNet trained by the run's own train_aff command on labels made from the ground
+   truth instead (same schedule, same walk): how much the walk gives when its labels are
+   right.
+3. AuxSegNet's label update taken apart: the released update, the same with the original
+   saliency instead of the fused one, and the initial labels, with the share of object
+   pixels each labels background.
+
+Every retraining replays the first line of the run's logs (the stage's exact command),
+with only the named folders changed, one thread each."""
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tool.auxsegnet import model as aux_model  # noqa: E402
+from tool.auxsegnet import pgt  # noqa: E402
+from tool.auxsegnet.fusion import fuse_cam_saliency  # noqa: E402
+from tool.core.io import (IGNORE_LABEL, load_cam_dict, read_image, read_label_png,  # noqa: E402
+                          read_saliency, save_npy)
+from tool.data.voc import load_cls_labels, read_image_list  # noqa: E402
+from tool.psa.aff_labels import crf_label, crf_scores  # noqa: E402
+from tool.seg.metrics import confusion_matrix, segmentation_scores  # noqa: E402
+
+CAM_BG = 0.2                      # psa's background threshold for CAM labels
+DISTANCE_BINS = (0, 4, 8, 16)     # px from the nearest object; the last bin is open
+
+
+class Run:
+    """The folders of a finished run_demo.py run (VOC layout data)."""
+
+    def __init__(self, out):
+        self.out = Path(out)
+        self.data = self.out / "data"
+        self.ids = read_image_list(self.data / "train_aug.txt")
+        self.labels = load_cls_labels(self.data / "cls_labels.npy")
+        self.num_classes = len(next(iter(self.labels.values()))) + 1
+
+    def gt(self, img_id):
+        return read_label_png(self.data / "SegmentationClass" / f"{img_id}.png")
+
+    def command(self, log_name):
+        """The stage's command (first line of its log) as an argv list, script first."""
+        with open(self.out / "logs" / f"{log_name}.log", errors="replace") as f:
+            argv = shlex.split(f.readline())
+        return argv[1:]
+
+
+def with_flags(argv, **changes):
+    """argv with the values of --flag (one value each) replaced; flags must exist."""
+    argv = list(argv)
+    for flag, value in changes.items():
+        i = argv.index(f"--{flag}")
+        argv[i + 1] = str(value)
+    return argv
+
+
+def run_script(argv):
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    subprocess.run([sys.executable, *argv], check=True, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def scores_line(name, conf):
+    """mIoU, object precision / recall (right class), share of object pixels labelled 0."""
+    s = segmentation_scores(conf)
+    classes = conf.shape[0]
+    tp = np.trace(conf[1:, 1:classes])
+    precision = 100.0 * tp / max(conf[:, 1:classes].sum(), 1)
+    recall = 100.0 * tp / max(conf[1:].sum(), 1)
+    as_bg = 100.0 * conf[1:, 0].sum() / max(conf[1:].sum(), 1)
+    return (f"  {name:<48} mIoU {s['miou']:5.1f}  object P/R {precision:5.1f} / {recall:5.1f}"
+            f"  objects labelled background {as_bg:4.1f} %")
+
+
+def cam_label(cams, shape, bg=CAM_BG):
+    keys = sorted(cams)
+    scores = np.concatenate([np.full((1,) + tuple(shape), bg, np.float32),
+                             np.stack([cams[k] for k in keys])])
+    return np.array([0] + [k + 1 for k in keys], np.uint8)[scores.argmax(0)]
+
+
+def cam_errors(run):
+    """Share of the CAM's foreground pixels that are right, of another class, and on
+    background at each distance from the nearest object."""
+    bins = np.zeros(len(DISTANCE_BINS))
+    right = other = predicted = 0
+    for img_id in run.ids:
+        gt = run.gt(img_id)
+        pred = cam_label(load_cam_dict(run.out / "cam" / f"{img_id}.npy"), gt.shape)
+        fg = (pred > 0) & (gt != IGNORE_LABEL)
+        distance = ndimage.distance_transform_edt(gt == 0)
+        false_pos = fg & (gt == 0)
+        edges = list(DISTANCE_BINS[1:]) + [np.inf]
+        for b, (low, high) in enumerate(zip(DISTANCE_BINS, edges)):
+            bins[b] += (false_pos & (distance > low) & (distance <= high)).sum()
+        predicted += fg.sum()
+        right += (fg & (pred == gt)).sum()
+        other += (fg & (gt > 0) & (pred != gt)).sum()
+    print(f"1. CAM foreground pixels (background {CAM_BG}): {100 * right / predicted:.1f} % right, "
+          f"{100 * other / predicted:.1f} % another class, on background:")
+    labels = [f"{a}-{b} px" for a, b in zip(DISTANCE_BINS, DISTANCE_BINS[1:])] + \
+        [f"> {DISTANCE_BINS[-1]} px"]
+    print("   " + ", ".join(f"{label} {100 * n / predicted:.1f} %" for label, n in zip(labels, bins)))
+
+
+def affinity_label_quality(run):
+    """psa's affinity labels from the run's la/ha CRF dicts against the ground truth."""
+    fg_right = fg_all = bg_right = bg_all = gt_fg = gt_bg = 0
+    for img_id in run.ids:
+        gt = run.gt(img_id)
+        scores, keys = crf_scores(run.out / "crf_la" / f"{img_id}.npy",
+                                  run.out / "crf_ha" / f"{img_id}.npy", gt.shape)
+        label = crf_label(scores, keys, stride=1)
+        known = gt != IGNORE_LABEL
+        fg = known & (label != IGNORE_LABEL) & (label > 0)
+        bg = known & (label == 0)
+        fg_right += (fg & (label == gt)).sum()
+        fg_all += fg.sum()
+        bg_right += (bg & (gt == 0)).sum()
+        bg_all += bg.sum()
+        gt_fg += (known & (gt > 0)).sum()
+        gt_bg += (known & (gt == 0)).sum()
+    print(f"2. AffinityNet's labels (la/ha CRF): foreground labels {100 * fg_right / fg_all:.1f} % "
+          f"right, covering {100 * fg_right / gt_fg:.1f} % of the objects; background labels "
+          f"{100 * bg_right / bg_all:.1f} % right, covering {100 * bg_right / gt_bg:.1f} % of "
+          "the background")
+
+
+def write_ground_truth_crf_dicts(run, folder):
+    """la = ha = the ground truth as psa CRF dicts ({0: background, c+1: class c}); the
+    boundary band is left out of the labels (la says background there, ha an object)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for img_id in run.ids:
+        gt = run.gt(img_id)
+        band = gt == IGNORE_LABEL
+        classes = np.flatnonzero(run.labels[img_id])
+        la = {0: ((gt == 0) | band).astype(np.float32)}
+        ha = {0: (gt == 0).astype(np.float32)}
+        for i, c in enumerate(classes):
+            mask = (gt == c + 1).astype(np.float32)
+            la[int(c) + 1] = mask
+            ha[int(c) + 1] = np.maximum(mask, band) if i == 0 else mask
+        save_npy(folder / "la" / f"{img_id}.npy", la)
+        save_npy(folder / "ha" / f"{img_id}.npy", ha)
+
+
+def label_folder_confusion(run, folder):
+    conf = np.zeros((run.num_classes, run.num_classes + 1), np.int64)
+    for img_id in run.ids:
+        conf += confusion_matrix(read_label_png(Path(folder) / f"{img_id}.png"), run.gt(img_id),
+                                 run.num_classes)
+    return conf
+
+
+def cam_confusion(run):
+    conf = np.zeros((run.num_classes, run.num_classes + 1), np.int64)
+    for img_id in run.ids:
+        gt = run.gt(img_id)
+        conf += confusion_matrix(cam_label(load_cam_dict(run.out / "cam" / f"{img_id}.npy"),
+                                           gt.shape), gt, run.num_classes)
+    return conf
+
+
+def walk_with_ground_truth_affinity(run, work):
+    """Retrain AffinityNet (the run's command) on ground-truth labels, walk the run's CAMs."""
+    write_ground_truth_crf_dicts(run, work / "gt_crf")
+    train = with_flags(run.command("train_aff"), la_crf_dir=work / "gt_crf" / "la",
+                       ha_crf_dir=work / "gt_crf" / "ha", save_dir=work / "aff_gt")
+    run_script(train)
+    walk = run.command("rw.0")
+    shard = walk.index("--shard")
+    walk = walk[:shard] + walk[shard + 2:]
+    walk = with_flags(walk, weights=work / "aff_gt" / "resnet38_aff.pth", out_rw=work / "rw_gt")
+    run_script(walk + ["--overwrite"])
+    print("   the walk on the run's CAMs (mIoU on the training images):")
+    print(scores_line("CAM, background 0.2", cam_confusion(run)))
+    print(scores_line("walk, the run's AffinityNet", label_folder_confusion(run, run.out / "rw")))
+    print(scores_line("walk, AffinityNet on ground-truth labels",
+                      label_folder_confusion(run, work / "rw_gt")))
+
+
+def aux_update_parts(run):
+    """The round-1 label update with its saliency input swapped, from the run's AuxSegNet."""
+    weights = run.out / "aux" / "round_1" / "model" / "AuxSegNet_final.pth"
+    train_aff = run.command("train_aff")
+    width = float(train_aff[train_aff.index("--width") + 1])
+    net = aux_model.load_segnet(str(weights), run.num_classes, width, torch.device("cpu"))
+    names = ("released update (refined CAM + fused saliency)",
+             "refined CAM + the original saliency", "initial labels (CAM + saliency)")
+    confs = {name: np.zeros((run.num_classes, run.num_classes + 1), np.int64) for name in names}
+    for img_id in run.ids:
+        rgb = read_image(run.data / "JPEGImages" / f"{img_id}.jpg")
+        sal = read_saliency(run.data / "SAL" / f"{img_id}.png", shape=rgb.shape)
+        gt = run.gt(img_id)
+        label = run.labels[img_id]
+        refined_cam, ref_sal = pgt.update_scores(net, rgb)
+        _, released = pgt.updated_labels(rgb, refined_cam, ref_sal, sal, label)
+        preds = (released, fuse_cam_saliency(refined_cam, sal, label),
+                 read_label_png(run.out / "pgt_init" / f"{img_id}.png"))
+        for name, pred in zip(names, preds):
+            confs[name] += confusion_matrix(pred, gt, run.num_classes)
+    print("3. AuxSegNet's round-1 update taken apart (training images):")
+    for name in names:
+        print(scores_line(name, confs[name]))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", default="demo_out", help="a finished run_demo.py output folder")
+    p.add_argument("--work", default=None, help="scratch folder (default: RUN/diagnose)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    run = Run(args.run)
+    work = Path(args.work or run.out / "diagnose")
+    cam_errors(run)
+    affinity_label_quality(run)
+    walk_with_ground_truth_affinity(run, work)
+    aux_update_parts(run)
+
+
+if __name__ == "__main__":
+    main()
