@@ -1,0 +1,53 @@
+"""bench/diagnose_demo.py: the pieces its measured causes rest on."""
+import numpy as np
+
+from bench import diagnose_demo as diag
+from data.make_demo_dataset import make_demo_dataset
+from tool.core.io import IGNORE_LABEL, load_cam_dict
+from tool.psa.aff_labels import crf_label, crf_scores
+
+
+def test_ground_truth_crf_dicts_give_the_ground_truth_as_affinity_labels(tmp_path):
+    """psa's la/ha rule applied to the oracle dicts returns the ground truth, with the
+    boundary band left unlabelled (neither object nor background)."""
+    out = tmp_path / "run"
+    make_demo_dataset(out / "data", seed=3, num_train=4, num_val=1)
+    run = diag.Run(out)
+    diag.write_ground_truth_crf_dicts(run, tmp_path / "gt_crf")
+    for img_id in run.ids:
+        gt = run.gt(img_id)
+        scores, keys = crf_scores(tmp_path / "gt_crf" / "la" / f"{img_id}.npy",
+                                  tmp_path / "gt_crf" / "ha" / f"{img_id}.npy", gt.shape)
+        label = crf_label(scores, keys, stride=1)
+        assert (gt == IGNORE_LABEL).any() and (gt > 0).any()
+        np.testing.assert_array_equal(label, gt)
+        present = sorted(load_cam_dict(tmp_path / "gt_crf" / "la" / f"{img_id}.npy"))
+        assert present == [0] + [c + 1 for c in np.flatnonzero(run.labels[img_id])]
+
+
+def test_cam_label_uses_the_background_threshold():
+    cams = {2: np.array([[0.1, 0.3]], np.float32), 7: np.array([[0.05, 0.6]], np.float32)}
+    np.testing.assert_array_equal(diag.cam_label(cams, (1, 2)), [[0, 8]])
+    np.testing.assert_array_equal(diag.cam_label(cams, (1, 2), bg=0.05), [[3, 8]])
+
+
+def test_with_flags_replaces_values_and_needs_the_flag():
+    argv = ["train_aff.py", "--save_dir", "a", "--width", "0.125"]
+    assert diag.with_flags(argv, save_dir="b") == ["train_aff.py", "--save_dir", "b",
+                                                   "--width", "0.125"]
+    try:
+        diag.with_flags(argv, seed=1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a missing flag must fail")
+
+
+def test_scores_line_counts_objects_labelled_background():
+    conf = np.zeros((3, 4), np.int64)
+    conf[0, 0] = 10   # background right
+    conf[1, 1] = 6    # class 1 right
+    conf[1, 0] = 2    # class 1 labelled background
+    conf[2, 3] = 2    # class 2 unlabelled (255)
+    line = diag.scores_line("x", conf)
+    assert "object P/R 100.0 /  60.0" in line and "background 20.0 %" in line
