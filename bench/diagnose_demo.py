@@ -2,8 +2,8 @@
 
     python bench/diagnose_demo.py --run demo_out
 
-1. CAM errors: where the CAM's false-positive pixels (background 0.2, psa's threshold)
-   lie, by distance to the nearest object.
+1. CAM errors: where the false-positive pixels of the CAM and of the InferCam CAM
+   (background 0.2, psa's threshold) lie, by distance to the nearest object.
 2. The walk's labels: precision and coverage of the confident foreground / background
    pixels AffinityNet is trained on (psa's la/ha CRF rule), then the walk re-run with an
    AffinityNet trained by the run's own train_aff command on labels made from the ground
@@ -95,14 +95,14 @@ def cam_label(cams, shape, bg=CAM_BG):
     return np.array([0] + [k + 1 for k in keys], np.uint8)[scores.argmax(0)]
 
 
-def cam_errors(run):
-    """Share of the CAM's foreground pixels that are right, of another class, and on
+def cam_errors(run, folder, title):
+    """Share of a CAM's foreground pixels that are right, of another class, and on
     background at each distance from the nearest object."""
     bins = np.zeros(len(DISTANCE_BINS))
     right = other = predicted = 0
     for img_id in run.ids:
         gt = run.gt(img_id)
-        pred = cam_label(load_cam_dict(run.out / "cam" / f"{img_id}.npy"), gt.shape)
+        pred = cam_label(load_cam_dict(run.out / folder / f"{img_id}.npy"), gt.shape)
         fg = (pred > 0) & (gt != IGNORE_LABEL)
         distance = ndimage.distance_transform_edt(gt == 0)
         false_pos = fg & (gt == 0)
@@ -112,11 +112,11 @@ def cam_errors(run):
         predicted += fg.sum()
         right += (fg & (pred == gt)).sum()
         other += (fg & (gt > 0) & (pred != gt)).sum()
-    print(f"1. CAM foreground pixels (background {CAM_BG}): {100 * right / predicted:.1f} % right, "
-          f"{100 * other / predicted:.1f} % another class, on background:")
     labels = [f"{a}-{b} px" for a, b in zip(DISTANCE_BINS, DISTANCE_BINS[1:])] + \
         [f"> {DISTANCE_BINS[-1]} px"]
-    print("   " + ", ".join(f"{label} {100 * n / predicted:.1f} %" for label, n in zip(labels, bins)))
+    print(f"   {title}: {predicted} foreground pixels, {100 * right / predicted:.1f} % right, "
+          f"{100 * other / predicted:.1f} % another class; on background at "
+          + ", ".join(f"{label} {100 * n / predicted:.1f} %" for label, n in zip(labels, bins)))
 
 
 def affinity_label_quality(run):
@@ -228,7 +228,9 @@ def main(argv=None):
     torch.set_num_threads(1)
     run = Run(args.run)
     work = Path(args.work or run.out / "diagnose")
-    cam_errors(run)
+    print(f"1. CAM foreground pixels (background {CAM_BG}) and where the wrong ones lie:")
+    cam_errors(run, "cam", "CAM")
+    cam_errors(run, "infercam_cam", "InferCam CAM")
     affinity_label_quality(run)
     walk_with_ground_truth_affinity(run, work)
     aux_update_parts(run)
