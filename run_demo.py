@@ -28,8 +28,6 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Optional
 
-import numpy as np
-
 from data.demo_to_coco import coco_file_stem, coco_image_id
 from data.make_demo_dataset import demo_id
 from tool.core.cli import positive_int, run_main, script_parser
@@ -37,6 +35,7 @@ from tool.core.io import (RunError, check_output_folder, load_cam_dict, load_jso
                           read_label_png, save_rgb, save_text)
 from tool.core.visualize import cam_dict_overlay, colorize_label, image_grid
 from tool.data.voc import find_image, find_label, read_image_list
+from tool.seg.metrics import object_precision_recall
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 PRETRAINED = os.path.join("data", "resnet38_demo_pretrained.pth")
@@ -521,17 +520,6 @@ def load_results(run):
             for name in sorted(os.listdir(folder)) if name.endswith(".json")}
 
 
-def foreground_pr(result):
-    """(precision, recall) in % of the object pixels, counting a pixel right only with its
-    class: Σ TP_c / Σ predicted_c and Σ TP_c / Σ ground truth_c over the object classes."""
-    conf = np.asarray(result["confusion_matrix"], np.int64)
-    classes = conf.shape[0]
-    true_pos = np.trace(conf[1:, 1:classes])
-    predicted = conf[:, 1:classes].sum()
-    actual = conf[1:, :].sum()
-    return 100.0 * true_pos / max(predicted, 1), 100.0 * true_pos / max(actual, 1)
-
-
 def best_miou(result):
     """A CAM's mIoU at its best background threshold, else the mIoU."""
     return result["sweep"]["best_miou"] if "sweep" in result else result["miou"]
@@ -571,7 +559,7 @@ def result_table(results, rounds):
             continue
         sweep = r.get("sweep")
         best = "" if sweep is None else f"{sweep['best_threshold']:.2f} ({sweep['best_miou']:.1f})"
-        precision, recall = foreground_pr(r)
+        precision, recall = object_precision_recall(r["confusion_matrix"])
         lines.append(f"| {title} | {split} | {r['miou']:.1f} | {best} | "
                      f"{precision:.1f} / {recall:.1f} | {paper} |")
     return "\n".join(lines)
@@ -602,7 +590,7 @@ def claims(results, rounds):
                  r["infercam_rw"]["miou"] >= r["rw"]["miou"],
                  f"{r['infercam_rw']['miou']:.1f} vs {r['rw']['miou']:.1f}")]
     init, first = r["pgt_init"], r["pgt_round1"]
-    (p0, r0), (p1, r1) = foreground_pr(init), foreground_pr(first)
+    (p0, r0), (p1, r1) = (object_precision_recall(x["confusion_matrix"]) for x in (init, first))
     out.append(Claim("AuxSegNet", "round-1 pseudo labels ≥ initial fusion labels",
                      first["miou"] >= init["miou"], f"{first['miou']:.1f} vs {init['miou']:.1f}"))
     out.append(Claim("AuxSegNet", "the update raises recall at a small cost in precision "

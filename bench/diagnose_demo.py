@@ -31,13 +31,17 @@ sys.path.insert(0, str(REPO))
 from tool.auxsegnet import model as aux_model  # noqa: E402
 from tool.auxsegnet import pgt  # noqa: E402
 from tool.auxsegnet.fusion import fuse_cam_saliency  # noqa: E402
-from tool.core.io import (IGNORE_LABEL, load_cam_dict, read_image, read_label_png,  # noqa: E402
-                          read_saliency, save_npy)
+from tool.auxsegnet.training import training_outputs  # noqa: E402
+from tool.cam.multiscale import CAM_BG_THRESHOLD  # noqa: E402
+from tool.core.cli import run_main  # noqa: E402
+from tool.core.io import (IGNORE_LABEL, read_image, read_label_png, read_saliency,  # noqa: E402
+                          save_npy)
 from tool.data.voc import load_cls_labels, read_image_list  # noqa: E402
 from tool.psa.aff_labels import crf_label, crf_scores  # noqa: E402
-from tool.seg.metrics import confusion_matrix, segmentation_scores  # noqa: E402
+from tool.seg.evaluate import accumulate, prediction_at  # noqa: E402
+from tool.seg.metrics import (confusion_matrix, object_precision_recall,  # noqa: E402
+                              segmentation_scores)
 
-CAM_BG = 0.2                      # psa's background threshold for CAM labels
 DISTANCE_BINS = (0, 4, 8, 16)     # px from the nearest object; the last bin is open
 
 
@@ -51,8 +55,19 @@ class Run:
         self.labels = load_cls_labels(self.data / "cls_labels.npy")
         self.num_classes = len(next(iter(self.labels.values()))) + 1
 
+    @property
+    def gt_dir(self):
+        return self.data / "SegmentationClass"
+
     def gt(self, img_id):
-        return read_label_png(self.data / "SegmentationClass" / f"{img_id}.png")
+        return read_label_png(self.gt_dir / f"{img_id}.png")
+
+    def confusion(self, folder, kind="png"):
+        """The (C, C + 1) confusion matrix of a prediction folder, as eval_seg.py counts it
+        (CAMs at psa's background threshold)."""
+        threshold = CAM_BG_THRESHOLD if kind == "cam" else None
+        return accumulate(self.ids, self.gt_dir, folder, kind, [threshold], self.num_classes,
+                          quiet=True)[threshold]
 
     def command(self, log_name):
         """The stage's command (first line of its log) as an argv list, script first."""
@@ -78,21 +93,10 @@ def run_script(argv):
 
 def scores_line(name, conf):
     """mIoU, object precision / recall (right class), share of object pixels labelled 0."""
-    s = segmentation_scores(conf)
-    classes = conf.shape[0]
-    tp = np.trace(conf[1:, 1:classes])
-    precision = 100.0 * tp / max(conf[:, 1:classes].sum(), 1)
-    recall = 100.0 * tp / max(conf[1:].sum(), 1)
+    precision, recall = object_precision_recall(conf)
     as_bg = 100.0 * conf[1:, 0].sum() / max(conf[1:].sum(), 1)
-    return (f"  {name:<48} mIoU {s['miou']:5.1f}  object P/R {precision:5.1f} / {recall:5.1f}"
-            f"  objects labelled background {as_bg:4.1f} %")
-
-
-def cam_label(cams, shape, bg=CAM_BG):
-    keys = sorted(cams)
-    scores = np.concatenate([np.full((1,) + tuple(shape), bg, np.float32),
-                             np.stack([cams[k] for k in keys])])
-    return np.array([0] + [k + 1 for k in keys], np.uint8)[scores.argmax(0)]
+    return (f"  {name:<48} mIoU {segmentation_scores(conf)['miou']:5.1f}  object P/R "
+            f"{precision:5.1f} / {recall:5.1f}  objects labelled background {as_bg:4.1f} %")
 
 
 def cam_errors(run, folder, title):
@@ -102,7 +106,8 @@ def cam_errors(run, folder, title):
     right = other = predicted = 0
     for img_id in run.ids:
         gt = run.gt(img_id)
-        pred = cam_label(load_cam_dict(run.out / folder / f"{img_id}.npy"), gt.shape)
+        pred = prediction_at(run.out / folder / f"{img_id}.npy", "cam", gt.shape,
+                             run.num_classes)(CAM_BG_THRESHOLD)
         fg = (pred > 0) & (gt != IGNORE_LABEL)
         distance = ndimage.distance_transform_edt(gt == 0)
         false_pos = fg & (gt == 0)
@@ -160,23 +165,6 @@ def write_ground_truth_crf_dicts(run, folder):
         save_npy(folder / "ha" / f"{img_id}.npy", ha)
 
 
-def label_folder_confusion(run, folder):
-    conf = np.zeros((run.num_classes, run.num_classes + 1), np.int64)
-    for img_id in run.ids:
-        conf += confusion_matrix(read_label_png(Path(folder) / f"{img_id}.png"), run.gt(img_id),
-                                 run.num_classes)
-    return conf
-
-
-def cam_confusion(run):
-    conf = np.zeros((run.num_classes, run.num_classes + 1), np.int64)
-    for img_id in run.ids:
-        gt = run.gt(img_id)
-        conf += confusion_matrix(cam_label(load_cam_dict(run.out / "cam" / f"{img_id}.npy"),
-                                           gt.shape), gt, run.num_classes)
-    return conf
-
-
 def walk_with_ground_truth_affinity(run, work):
     """Retrain AffinityNet (the run's command) on ground-truth labels, walk the run's CAMs."""
     write_ground_truth_crf_dicts(run, work / "gt_crf")
@@ -189,15 +177,14 @@ def walk_with_ground_truth_affinity(run, work):
     walk = with_flags(walk, weights=work / "aff_gt" / "resnet38_aff.pth", out_rw=work / "rw_gt")
     run_script(walk + ["--overwrite"])
     print("   the walk on the run's CAMs (mIoU on the training images):")
-    print(scores_line("CAM, background 0.2", cam_confusion(run)))
-    print(scores_line("walk, the run's AffinityNet", label_folder_confusion(run, run.out / "rw")))
-    print(scores_line("walk, AffinityNet on ground-truth labels",
-                      label_folder_confusion(run, work / "rw_gt")))
+    print(scores_line(f"CAM, background {CAM_BG_THRESHOLD}", run.confusion(run.out / "cam", "cam")))
+    print(scores_line("walk, the run's AffinityNet", run.confusion(run.out / "rw")))
+    print(scores_line("walk, AffinityNet on ground-truth labels", run.confusion(work / "rw_gt")))
 
 
 def aux_update_parts(run):
     """The round-1 label update with its saliency input swapped, from the run's AuxSegNet."""
-    weights = run.out / "aux" / "round_1" / "model" / "AuxSegNet_final.pth"
+    weights = training_outputs(run.out / "aux" / "round_1" / "model")["final"]
     train_aff = run.command("train_aff")
     width = float(train_aff[train_aff.index("--width") + 1])
     net = aux_model.load_segnet(str(weights), run.num_classes, width, torch.device("cpu"))
@@ -228,7 +215,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     run = Run(args.run)
     work = Path(args.work or run.out / "diagnose")
-    print(f"1. CAM foreground pixels (background {CAM_BG}) and where the wrong ones lie:")
+    print(f"1. CAM foreground pixels (background {CAM_BG_THRESHOLD}) and where the wrong ones lie:")
     cam_errors(run, "cam", "CAM")
     cam_errors(run, "infercam_cam", "InferCam CAM")
     affinity_label_quality(run)
@@ -237,4 +224,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -25,12 +25,6 @@ def test_ground_truth_crf_dicts_give_the_ground_truth_as_affinity_labels(tmp_pat
         assert present == [0] + [c + 1 for c in np.flatnonzero(run.labels[img_id])]
 
 
-def test_cam_label_uses_the_background_threshold():
-    cams = {2: np.array([[0.1, 0.3]], np.float32), 7: np.array([[0.05, 0.6]], np.float32)}
-    np.testing.assert_array_equal(diag.cam_label(cams, (1, 2)), [[0, 8]])
-    np.testing.assert_array_equal(diag.cam_label(cams, (1, 2), bg=0.05), [[3, 8]])
-
-
 def test_with_flags_replaces_values_and_needs_the_flag():
     argv = ["train_aff.py", "--save_dir", "a", "--width", "0.125"]
     assert diag.with_flags(argv, save_dir="b") == ["train_aff.py", "--save_dir", "b",

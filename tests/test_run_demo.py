@@ -7,6 +7,7 @@ import pytest
 
 import run_demo
 from run_demo import Claim, Scheduler, Stage
+from tool.seg.metrics import object_precision_recall
 
 
 def script(tmp_path, name, body):
@@ -157,7 +158,7 @@ def confusion(tp, fp, fn, background=1000):
 
 def test_object_precision_and_recall_count_pixels_of_the_right_class():
     result = {"confusion_matrix": confusion(tp=(30, 10), fp=(10, 0), fn=(10, 30))}
-    precision, recall = run_demo.foreground_pr(result)
+    precision, recall = object_precision_recall(result["confusion_matrix"])
     assert precision == pytest.approx(100 * 40 / 50) and recall == pytest.approx(100 * 40 / 80)
 
 

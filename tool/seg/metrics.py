@@ -63,6 +63,19 @@ def segmentation_scores(conf):
     }
 
 
+def object_precision_recall(conf):
+    """(precision, recall) in % of the object pixels of a (C, C + 1) confusion matrix,
+    counting a pixel right only with its class: sum TP_c / sum predicted_c and
+    sum TP_c / sum ground truth_c over the object classes (unlabelled predictions count
+    as misses)."""
+    conf = np.asarray(conf, np.int64)
+    classes = conf.shape[0]
+    true_pos = np.trace(conf[1:, 1:classes])
+    predicted = conf[:, 1:classes].sum()
+    actual = conf[1:, :].sum()
+    return 100.0 * true_pos / max(predicted, 1), 100.0 * true_pos / max(actual, 1)
+
+
 def _cell(value):
     return "-" if np.isnan(value) else f"{value:.2f}"
 
