@@ -4,17 +4,20 @@
 
 1. CAM errors: where the false-positive pixels of the CAM and of the InferCam CAM
    (background 0.2, psa's threshold) lie, by distance to the nearest object.
-2. The walk's labels: precision and coverage of the confident foreground / background
+2. InferCam taken apart: its split alone (one round, no erasing), the released erasing, and
+   the erasing with the mask mirrored for the flipped inputs, each at its best background
+   threshold beside the CAM's.
+3. The walk's labels: precision and coverage of the confident foreground / background
    pixels AffinityNet is trained on (psa's la/ha CRF rule), then the walk re-run with an
    AffinityNet trained by the run's own train_aff command on labels made from the ground
    truth instead (same schedule, same walk): how much the walk gives when its labels are
    right.
-3. AuxSegNet's label update taken apart: the released update, the same with the original
+4. AuxSegNet's label update taken apart: the released update, the same with the original
    saliency instead of the fused one, and the initial labels, with the share of object
    pixels each labels background.
 
-Every retraining replays the first line of the run's logs (the stage's exact command),
-with only the named folders changed, one thread each."""
+Every rerun replays the first line of a stage's log (its exact command, the whole list
+instead of a shard) with only the named folders and flags changed, one thread each."""
 import argparse
 import os
 import shlex
@@ -38,7 +41,7 @@ from tool.core.io import (IGNORE_LABEL, read_image, read_label_png, read_salienc
                           save_npy)
 from tool.data.voc import load_cls_labels, read_image_list  # noqa: E402
 from tool.psa.aff_labels import crf_label, crf_scores  # noqa: E402
-from tool.seg.evaluate import accumulate, prediction_at  # noqa: E402
+from tool.seg.evaluate import SWEEP_THRESHOLDS, accumulate, prediction_at  # noqa: E402
 from tool.seg.metrics import (confusion_matrix, object_precision_recall,  # noqa: E402
                               segmentation_scores)
 
@@ -85,10 +88,23 @@ def with_flags(argv, **changes):
     return argv
 
 
-def run_script(argv):
+def unsharded(argv):
+    """A shard's command without its --shard flag: the whole list."""
+    argv = list(argv)
+    if "--shard" in argv:
+        i = argv.index("--shard")
+        del argv[i:i + 2]
+    return argv
+
+
+def run_scripts(*argvs):
+    """Run the commands side by side, one thread each; fail if any fails."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    subprocess.run([sys.executable, *argv], check=True, env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    procs = [subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for argv in argvs]
+    for argv, proc in zip(argvs, procs):
+        if proc.wait() != 0:
+            raise subprocess.CalledProcessError(proc.returncode, argv)
 
 
 def scores_line(name, conf):
@@ -97,6 +113,15 @@ def scores_line(name, conf):
     as_bg = 100.0 * conf[1:, 0].sum() / max(conf[1:].sum(), 1)
     return (f"  {name:<48} mIoU {segmentation_scores(conf)['miou']:5.1f}  object P/R "
             f"{precision:5.1f} / {recall:5.1f}  objects labelled background {as_bg:4.1f} %")
+
+
+def best_threshold_line(run, name, folder):
+    """scores_line of a CAM folder at the background threshold of eval_seg.py's sweep
+    that gives the highest mIoU."""
+    confs = accumulate(run.ids, run.gt_dir, folder, "cam", SWEEP_THRESHOLDS, run.num_classes,
+                       quiet=True)
+    best = max(confs, key=lambda t: segmentation_scores(confs[t])["miou"])
+    return scores_line(f"{name} (best background {best:.2f})", confs[best])
 
 
 def cam_errors(run, folder, title):
@@ -124,6 +149,21 @@ def cam_errors(run, folder, title):
           + ", ".join(f"{label} {100 * n / predicted:.1f} %" for label, n in zip(labels, bins)))
 
 
+def infercam_parts(run, work):
+    """The run's infer_cam command (whole list) with one round (the split alone) and with
+    the mirrored erasing mask, against the CAM and the run's InferCam CAM."""
+    command = unsharded(run.command("infer_cam.0"))
+    split_only = with_flags(command, out_cam=work / "infercam_split_only") + ["--max_rounds", "1"]
+    mirrored = with_flags(command, out_cam=work / "infercam_flip_mask") + ["--flip_mask"]
+    run_scripts(split_only + ["--overwrite"], mirrored + ["--overwrite"])
+    print("2. InferCam taken apart (training images, each at its best background threshold):")
+    for name, folder in (("CAM", run.out / "cam"),
+                         ("InferCam, split only", work / "infercam_split_only"),
+                         ("InferCam as released", run.out / "infercam_cam"),
+                         ("InferCam, mirrored mask", work / "infercam_flip_mask")):
+        print(best_threshold_line(run, name, folder))
+
+
 def affinity_label_quality(run):
     """psa's affinity labels from the run's la/ha CRF dicts against the ground truth."""
     fg_right = fg_all = bg_right = bg_all = gt_fg = gt_bg = 0
@@ -141,7 +181,7 @@ def affinity_label_quality(run):
         bg_all += bg.sum()
         gt_fg += (known & (gt > 0)).sum()
         gt_bg += (known & (gt == 0)).sum()
-    print(f"2. AffinityNet's labels (la/ha CRF): foreground labels {100 * fg_right / fg_all:.1f} % "
+    print(f"3. AffinityNet's labels (la/ha CRF): foreground labels {100 * fg_right / fg_all:.1f} % "
           f"right, covering {100 * fg_right / gt_fg:.1f} % of the objects; background labels "
           f"{100 * bg_right / bg_all:.1f} % right, covering {100 * bg_right / gt_bg:.1f} % of "
           "the background")
@@ -170,12 +210,9 @@ def walk_with_ground_truth_affinity(run, work):
     write_ground_truth_crf_dicts(run, work / "gt_crf")
     train = with_flags(run.command("train_aff"), la_crf_dir=work / "gt_crf" / "la",
                        ha_crf_dir=work / "gt_crf" / "ha", save_dir=work / "aff_gt")
-    run_script(train)
-    walk = run.command("rw.0")
-    shard = walk.index("--shard")
-    walk = walk[:shard] + walk[shard + 2:]
-    walk = with_flags(walk, weights=work / "aff_gt" / "resnet38_aff.pth", out_rw=work / "rw_gt")
-    run_script(walk + ["--overwrite"])
+    run_scripts(train)
+    walk = with_flags(unsharded(run.command("rw.0")), weights=work / "aff_gt" / "resnet38_aff.pth", out_rw=work / "rw_gt")
+    run_scripts(walk + ["--overwrite"])
     print("   the walk on the run's CAMs (mIoU on the training images):")
     print(scores_line(f"CAM, background {CAM_BG_THRESHOLD}", run.confusion(run.out / "cam", "cam")))
     print(scores_line("walk, the run's AffinityNet", run.confusion(run.out / "rw")))
@@ -202,7 +239,7 @@ def aux_update_parts(run):
                  read_label_png(run.out / "pgt_init" / f"{img_id}.png"))
         for name, pred in zip(names, preds):
             confs[name] += confusion_matrix(pred, gt, run.num_classes)
-    print("3. AuxSegNet's round-1 update taken apart (training images):")
+    print("4. AuxSegNet's round-1 update taken apart (training images):")
     for name in names:
         print(scores_line(name, confs[name]))
 
@@ -218,6 +255,7 @@ def main(argv=None):
     print(f"1. CAM foreground pixels (background {CAM_BG_THRESHOLD}) and where the wrong ones lie:")
     cam_errors(run, "cam", "CAM")
     cam_errors(run, "infercam_cam", "InferCam CAM")
+    infercam_parts(run, work)
     affinity_label_quality(run)
     walk_with_ground_truth_affinity(run, work)
     aux_update_parts(run)

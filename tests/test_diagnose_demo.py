@@ -3,7 +3,7 @@ import numpy as np
 
 from bench import diagnose_demo as diag
 from data.make_demo_dataset import make_demo_dataset
-from tool.core.io import IGNORE_LABEL, load_cam_dict
+from tool.core.io import IGNORE_LABEL, load_cam_dict, save_npy
 from tool.psa.aff_labels import crf_label, crf_scores
 
 
@@ -35,6 +35,31 @@ def test_with_flags_replaces_values_and_needs_the_flag():
         pass
     else:
         raise AssertionError("a missing flag must fail")
+
+
+def test_unsharded_drops_only_the_shard_flag():
+    argv = ["infer_cam.py", "--shard", "0/2", "--width", "0.125"]
+    assert diag.unsharded(argv) == ["infer_cam.py", "--width", "0.125"]
+    assert diag.unsharded(["rw.py", "--scale", "2"]) == ["rw.py", "--scale", "2"]
+
+
+def test_best_threshold_line_picks_the_sweep_threshold_with_the_highest_miou(tmp_path):
+    """A CAM that is right only above 0.3: the line names a threshold in (0.3, 0.6]
+    and scores the map as the ground truth there."""
+    out = tmp_path / "run"
+    make_demo_dataset(out / "data", seed=5, num_train=3, num_val=1)
+    run = diag.Run(out)
+    cams = tmp_path / "cams"
+    for img_id in run.ids:
+        gt = run.gt(img_id)
+        cam = {}
+        for c in np.flatnonzero(run.labels[img_id]):
+            cam[int(c)] = np.where(gt == c + 1, 0.6, 0.3).astype(np.float32)
+        save_npy(cams / f"{img_id}.npy", cam)
+    line = diag.best_threshold_line(run, "oracle", cams)
+    best = float(line.split("best background ")[1].split(")")[0])
+    assert 0.3 <= best < 0.6
+    assert "object P/R 100.0 / 100.0" in line
 
 
 def test_scores_line_counts_objects_labelled_background():
