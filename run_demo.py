@@ -95,7 +95,7 @@ DEMO = Profile(
     aff_crop=128, aff_batch=8, aff_epochs=8,
     clamp_crops=True,
     rw_scale=2.0, rw_beta=16, rw_logt=5,
-    aux_rounds=1, aux_epochs=6, aux_later_epochs=4, aux_crop=128, aux_batch=4, aux_lr=0.005,
+    aux_rounds=1, aux_crop=128, aux_batch=4, aux_lr=0.01,
     seg_crop=128, seg_batch=8, seg_iters=300, seg_lr=0.005,
     cores=2, shards=2, crf_workers=1, loader_workers=0, trainer_threads=2)
 PAPER = Profile(num_train=0, num_val=0, crf_workers=8, loader_workers=4)
