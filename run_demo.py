@@ -629,6 +629,13 @@ def timings_text(timings, wall, cores):
     return "\n".join(lines) + "\n"
 
 
+def write_timings(path, timings, wall, cores):
+    """timings.md of this invocation; one that ran no stage (every stage finished before)
+    leaves the file of the run that did the work."""
+    if timings:
+        save_text(path, timings_text(timings, wall, cores))
+
+
 def machine():
     return (f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
             f"load {os.getloadavg()[0]:.1f}")
@@ -774,7 +781,7 @@ def run_one(args, out, seed):
     results = load_results(run)
     text = results_text(results, run.profile.aux_rounds, args.profile, seed)
     save_text(run.paths("results.md"), text)
-    save_text(run.paths("timings.md"), timings_text(scheduler.timings, wall, run.profile.cores))
+    write_timings(run.paths("timings.md"), scheduler.timings, wall, run.profile.cores)
     grid = picture(run)
     print("\n" + text)
     print(f"run_demo: finished in {wall:.0f} s; table {run.paths('results.md')}, timings "

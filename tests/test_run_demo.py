@@ -221,6 +221,16 @@ def test_seeds_table_gives_mean_and_sample_std_and_claims_per_seed():
     assert text.count("seed 2:") == 1 and "all claims hold on 2 of 3 seeds" in text
 
 
+def test_a_rerun_that_ran_nothing_keeps_the_timings_of_the_work(tmp_path):
+    path = tmp_path / "timings.md"
+    run_demo.write_timings(path, {"data": {"start": 0.0, "seconds": 8.0, "cpu": 3.0, "threads": 2}},
+                     8.0, 2)
+    first = path.read_text()
+    assert "| data | 0.0 | 8.0 | 3.0 | 2 |" in first
+    run_demo.write_timings(path, {}, 0.1, 2)
+    assert path.read_text() == first
+
+
 def test_claim_line_format():
     assert Claim("psa", "x > y", False, "1 vs 2").line() == "- psa: x > y — does not hold: 1 vs 2"
 
