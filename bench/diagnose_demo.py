@@ -211,7 +211,8 @@ def walk_with_ground_truth_affinity(run, work):
     train = with_flags(run.command("train_aff"), la_crf_dir=work / "gt_crf" / "la",
                        ha_crf_dir=work / "gt_crf" / "ha", save_dir=work / "aff_gt")
     run_scripts(train)
-    walk = with_flags(unsharded(run.command("rw.0")), weights=work / "aff_gt" / "resnet38_aff.pth", out_rw=work / "rw_gt")
+    walk = with_flags(unsharded(run.command("rw.0")),
+                      weights=work / "aff_gt" / "resnet38_aff.pth", out_rw=work / "rw_gt")
     run_scripts(walk + ["--overwrite"])
     print("   the walk on the run's CAMs (mIoU on the training images):")
     print(scores_line(f"CAM, background {CAM_BG_THRESHOLD}", run.confusion(run.out / "cam", "cam")))

@@ -223,8 +223,8 @@ def test_seeds_table_gives_mean_and_sample_std_and_claims_per_seed():
 
 def test_a_rerun_that_ran_nothing_keeps_the_timings_of_the_work(tmp_path):
     path = tmp_path / "timings.md"
-    run_demo.write_timings(path, {"data": {"start": 0.0, "seconds": 8.0, "cpu": 3.0, "threads": 2}},
-                     8.0, 2)
+    timings = {"data": {"start": 0.0, "seconds": 8.0, "cpu": 3.0, "threads": 2}}
+    run_demo.write_timings(path, timings, 8.0, 2)
     first = path.read_text()
     assert "| data | 0.0 | 8.0 | 3.0 | 2 |" in first
     run_demo.write_timings(path, {}, 0.1, 2)
