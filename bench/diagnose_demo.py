@@ -3,7 +3,10 @@
     python bench/diagnose_demo.py --run demo_out
 
 1. CAM errors: where the false-positive pixels of the CAM and of the InferCam CAM
-   (background 0.2, psa's threshold) lie, by distance to the nearest object.
+   (background 0.2, psa's threshold) lie, by distance to the nearest object; and how much
+   each class's map gives its objects (their heads and the rest, when the run's data can be
+   drawn again from its seed) against the background just around them (the halo one cell
+   of the stride-8 grid wide) and far from them.
 2. InferCam taken apart: its split alone (one round, no erasing), the released erasing, and
    the erasing with the mask mirrored for the flipped inputs, each at its best background
    threshold beside the CAM's.
@@ -31,14 +34,15 @@ from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from data.make_demo_dataset import MAX_SIZE, MIN_SIZE, demo_index, render_sample  # noqa: E402
 from tool.auxsegnet import model as aux_model  # noqa: E402
 from tool.auxsegnet import pgt  # noqa: E402
 from tool.auxsegnet.fusion import fuse_cam_saliency  # noqa: E402
 from tool.auxsegnet.training import training_outputs  # noqa: E402
 from tool.cam.multiscale import CAM_BG_THRESHOLD  # noqa: E402
 from tool.core.cli import run_main  # noqa: E402
-from tool.core.io import (IGNORE_LABEL, read_image, read_label_png, read_saliency,  # noqa: E402
-                          save_npy)
+from tool.core.io import (IGNORE_LABEL, load_cam_dict, read_image, read_label_png,  # noqa: E402
+                          read_saliency, save_npy)
 from tool.data.voc import load_cls_labels, read_image_list  # noqa: E402
 from tool.psa.aff_labels import crf_label, crf_scores  # noqa: E402
 from tool.seg.evaluate import SWEEP_THRESHOLDS, accumulate, prediction_at  # noqa: E402
@@ -46,6 +50,8 @@ from tool.seg.metrics import (confusion_matrix, object_precision_recall,  # noqa
                               segmentation_scores)
 
 DISTANCE_BINS = (0, 4, 8, 16)     # px from the nearest object; the last bin is open
+HALO_PX = 8                       # one cell of the stride-8 CAM grid
+FAR_PX = 16
 
 
 class Run:
@@ -147,6 +153,56 @@ def cam_errors(run, folder, title):
     print(f"   {title}: {predicted} foreground pixels, {100 * right / predicted:.1f} % right, "
           f"{100 * other / predicted:.1f} % another class; on background at "
           + ", ".join(f"{label} {100 * n / predicted:.1f} %" for label, n in zip(labels, bins)))
+
+
+def rendered_heads(ids, seed, min_size=MIN_SIZE, max_size=MAX_SIZE):
+    """Visible head pixels of demo images drawn again from their seed (with the dataset
+    module's constants as they are now): {id: (H, W) bool}, and their label maps."""
+    samples = {i: render_sample(np.random.default_rng([seed, demo_index(i)]), min_size, max_size)
+               for i in ids}
+    return ({i: s.heads for i, s in samples.items()}, {i: s.label for i, s in samples.items()})
+
+
+def run_heads(run):
+    """rendered_heads of a run's training images when its data log names the seed and the
+    images drawn again match its ground truth; otherwise None (data from elsewhere)."""
+    try:
+        argv = run.command("data")
+        seed = int(argv[argv.index("--seed") + 1])
+        heads, labels = rendered_heads(run.ids, seed)
+    except (OSError, ValueError, IndexError):
+        return None
+    same = all(np.array_equal(labels[i], run.gt(i)) for i in run.ids)
+    return heads if same else None
+
+
+def activation_by_region(run, folder, heads=None):
+    """Mean activation of each present class's map on that class's object pixels, on
+    background within HALO_PX of them and on background beyond FAR_PX, pixel-weighted
+    over the list: {"object", "halo", "far"}, plus "head" and "body" (the object pixels
+    on and off its visible heads) when `heads` ({id: bool map}) is given."""
+    sums, counts = {}, {}
+    for img_id in run.ids:
+        gt = run.gt(img_id)
+        for c, cam in load_cam_dict(run.out / folder / f"{img_id}.npy").items():
+            own = gt == c + 1
+            distance = ndimage.distance_transform_edt(~own)
+            regions = {"object": own, "halo": (gt == 0) & (distance <= HALO_PX),
+                       "far": (gt == 0) & (distance > FAR_PX)}
+            if heads is not None:
+                regions.update(head=own & heads[img_id], body=own & ~heads[img_id])
+            for region, mask in regions.items():
+                sums[region] = sums.get(region, 0.0) + float(cam[mask].sum())
+                counts[region] = counts.get(region, 0) + int(mask.sum())
+    return {region: sums[region] / max(counts[region], 1) for region in sums}
+
+
+def activation_line(means, title):
+    parts = "" if "head" not in means else (f" (heads {means['head']:.3f}, the rest of them "
+                                             f"{means['body']:.3f})")
+    return (f"   {title}: mean activation on its objects {means['object']:.3f}{parts}, on "
+            f"background within {HALO_PX} px {means['halo']:.3f}, beyond {FAR_PX} px "
+            f"{means['far']:.3f}")
 
 
 def infercam_parts(run, work):
@@ -256,6 +312,10 @@ def main(argv=None):
     print(f"1. CAM foreground pixels (background {CAM_BG_THRESHOLD}) and where the wrong ones lie:")
     cam_errors(run, "cam", "CAM")
     cam_errors(run, "infercam_cam", "InferCam CAM")
+    print("   Each class's map on its objects and around them:")
+    heads = run_heads(run)
+    for folder, title in (("cam", "CAM"), ("infercam_cam", "InferCam CAM")):
+        print(activation_line(activation_by_region(run, folder, heads), title))
     infercam_parts(run, work)
     affinity_label_quality(run)
     walk_with_ground_truth_affinity(run, work)

@@ -66,6 +66,7 @@ DEMO_CLASSES = {
     "cow": DemoClass("cross", Look(120.0, "zigzag", **HEAD_TONE), 4, "grass"),
     "person": DemoClass("disc", Look(20.0, "dots", **HEAD_TONE), 5, "sand"),
 }
+HEAD_LOOKS = tuple(c.head for c in DEMO_CLASSES.values())
 
 BODY_PREFERENCE = 0.2       # P(body wears its class's look); else any look of the pool
 CONTEXT_PREFERENCE = 0.15   # P(background is the preferred scene of one of the classes)
@@ -76,6 +77,7 @@ LIMB_SIZE = (0.5, 0.75)
 LIMB_DISTANCE = (0.85, 1.05)
 BODY_ASPECT = (0.7, 1.4)
 MIN_HEAD_VISIBLE = 0.6      # of the head's own area, after occlusion
+HEADLESS_PROB = 0.0         # an object shows no head (turned away, hidden): body and limbs only
 
 CLASS_COUNT_PROBS = (0.55, 0.33, 0.12)         # images with 1, 2, 3 classes
 EXTRA_OBJECT_PROB = 0.3                        # one more object of an already chosen class
@@ -110,6 +112,11 @@ def demo_id(index):
     return f"{ID_YEAR}_{index:06d}"
 
 
+def demo_index(img_id):
+    """The k of demo_id(k): which draw of the seed made the image."""
+    return int(img_id.rsplit("_", 1)[1])
+
+
 def class_index(name):
     return VOC_CLASSES.index(name)
 
@@ -140,9 +147,16 @@ def object_parts(cls, rng):
         angle = head_angle + np.pi + (k - (limbs - 1) / 2) * rng.uniform(0.8, 1.4)
         parts.append(PartSpec("bar", body_look, rng.uniform(*LIMB_SIZE), angle,
                               rng.uniform(*LIMB_DISTANCE), aspect=1.0))
-    parts.append(PartSpec(spec.head_shape, spec.head, rng.uniform(*HEAD_SIZE), head_angle,
-                          rng.uniform(*HEAD_DISTANCE)))
+    head = PartSpec(spec.head_shape, spec.head, rng.uniform(*HEAD_SIZE), head_angle,
+                    rng.uniform(*HEAD_DISTANCE))
+    if HEADLESS_PROB == 0 or rng.random() >= HEADLESS_PROB:
+        parts.append(head)
     return parts
+
+
+def has_head(parts):
+    """Whether an object's parts (object_parts) end with its class's head."""
+    return parts[-1].look in HEAD_LOOKS
 
 
 def random_body_pose(height, width, radius_range, rng):
@@ -160,13 +174,15 @@ def instance_map(objects):
     return instance
 
 
-def visible_enough(instance, objects):
+def visible_enough(instance, objects, heads):
+    """Every object keeps enough visible pixels, and its head (heads[k]) enough of its own."""
     for k, drawn in enumerate(objects):
         own = union_coverage(drawn.coverages) >= 0.5
         visible = instance == k + 1
+        if visible.sum() < MIN_VISIBLE_PIXELS or visible.sum() < MIN_VISIBLE_FRACTION * own.sum():
+            return False
         head = drawn.coverages[-1] >= 0.5
-        if (visible.sum() < MIN_VISIBLE_PIXELS or visible.sum() < MIN_VISIBLE_FRACTION * own.sum()
-                or (head & visible).sum() < MIN_HEAD_VISIBLE * head.sum()):
+        if heads[k] and (head & visible).sum() < MIN_HEAD_VISIBLE * head.sum():
             return False
     return True
 
@@ -180,7 +196,7 @@ def place_objects(classes, height, width, rng):
         objects = [draw_parts(p, random_body_pose(height, width, radius_range, rng), height,
                               width, rng) for p in parts]
         instance = instance_map(objects)
-        if visible_enough(instance, objects):
+        if visible_enough(instance, objects, [has_head(p) for p in parts]):
             return parts, objects, instance
     raise RuntimeError(f"no layout for {len(classes)} objects in {height}x{width} "
                        f"after {MAX_LAYOUT_TRIES} tries")
@@ -254,11 +270,12 @@ def object_boxes(instance, classes):
     return objects
 
 
-def visible_heads(instance, objects):
-    heads = np.zeros(instance.shape, bool)
+def visible_heads(instance, objects, heads):
+    visible = np.zeros(instance.shape, bool)
     for k, drawn in enumerate(objects):
-        heads |= (drawn.coverages[-1] >= 0.5) & (instance == k + 1)
-    return heads
+        if heads[k]:
+            visible |= (drawn.coverages[-1] >= 0.5) & (instance == k + 1)
+    return visible
 
 
 def render_sample(rng, min_size=MIN_SIZE, max_size=MAX_SIZE):
@@ -272,7 +289,7 @@ def render_sample(rng, min_size=MIN_SIZE, max_size=MAX_SIZE):
     body_poses = [drawn.poses[0]._replace(radius=1.4 * drawn.poses[0].radius) for drawn in objects]
     return Sample(finish(image, rng), segmentation_label(instance, classes),
                   fake_saliency(instance, body_poses, rng), object_boxes(instance, classes),
-                  visible_heads(instance, objects))
+                  visible_heads(instance, objects, [has_head(p) for p in parts]))
 
 
 def annotation_xml(img_id, sample):

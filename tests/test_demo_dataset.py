@@ -219,3 +219,16 @@ def test_body_look_and_scene_only_lean_towards_the_class():
     expected = gen.CONTEXT_PREFERENCE + (1 - gen.CONTEXT_PREFERENCE) / len(gen.SCENES)
     assert share == pytest.approx(expected, abs=0.04)
     assert set(scenes) == set(gen.SCENES)
+
+
+def test_headless_objects_keep_their_class_but_show_no_head(monkeypatch):
+    """HEADLESS_PROB (0 in the demo): an object may be drawn without its head; it is still
+    its class in the masks, and no pixel of it counts as head."""
+    monkeypatch.setattr(gen, "HEADLESS_PROB", 1.0)
+    rng = np.random.default_rng(0)
+    for name in gen.DEMO_CLASSES:
+        parts = gen.object_parts(gen.class_index(name), rng)
+        assert not gen.has_head(parts) and parts[0].look in gen.BODY_LOOKS
+    for sample in drawn_samples(6):
+        assert not sample.heads.any()
+        assert {c + 1 for c, _, _ in sample.objects} == set(np.unique(sample.label)) - {0, 255}

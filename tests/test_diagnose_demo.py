@@ -1,5 +1,6 @@
 """bench/diagnose_demo.py: the pieces its measured causes rest on."""
 import numpy as np
+from scipy import ndimage
 
 from bench import diagnose_demo as diag
 from data.make_demo_dataset import make_demo_dataset
@@ -70,3 +71,49 @@ def test_scores_line_counts_objects_labelled_background():
     conf[2, 3] = 2    # class 2 unlabelled (255)
     line = diag.scores_line("x", conf)
     assert "object P/R 100.0 /  60.0" in line and "background 20.0 %" in line
+
+
+def regional_cams(run, values):
+    """CAM dicts worth values[region] on each region of each present class's map."""
+    for img_id in run.ids:
+        gt = run.gt(img_id)
+        cam = {}
+        for c in np.flatnonzero(run.labels[img_id]):
+            distance = ndimage.distance_transform_edt(gt != c + 1)
+            cam[int(c)] = np.select([gt == c + 1, (gt == 0) & (distance <= diag.HALO_PX),
+                                     (gt == 0) & (distance > diag.FAR_PX)],
+                                    [values["object"], values["halo"], values["far"]],
+                                    7.0).astype(np.float32)
+        save_npy(run.out / "cams" / f"{img_id}.npy", cam)
+
+
+def test_activation_by_region_averages_each_region_of_each_class(tmp_path):
+    """A map worth 0.8 on its class's objects, 0.5 on background up to 8 px from them and
+    0.1 beyond gives exactly those means; pixels 8-16 px away and other objects count
+    nowhere."""
+    out = tmp_path / "run"
+    make_demo_dataset(out / "data", seed=2, num_train=3, num_val=1)
+    run = diag.Run(out)
+    regional_cams(run, {"object": 0.8, "halo": 0.5, "far": 0.1})
+    means = diag.activation_by_region(run, "cams")
+    assert sorted(means) == ["far", "halo", "object"]
+    np.testing.assert_allclose([means["object"], means["halo"], means["far"]], [0.8, 0.5, 0.1],
+                               atol=1e-6)
+
+
+def test_run_heads_draws_the_run_again_and_splits_objects_into_heads_and_the_rest(tmp_path):
+    out = tmp_path / "run"
+    make_demo_dataset(out / "data", seed=4, num_train=3, num_val=1)
+    run = diag.Run(out)
+    assert diag.run_heads(run) is None  # no data log: the seed is unknown
+    (out / "logs").mkdir()
+    (out / "logs" / "data.log").write_text("python data/make_demo_dataset.py --root x --seed 4\n")
+    heads = diag.run_heads(run)
+    assert sorted(heads) == sorted(run.ids)
+    for img_id in run.ids:
+        assert heads[img_id].any() and not (heads[img_id] & (run.gt(img_id) == 0)).any()
+    regional_cams(run, {"object": 0.8, "halo": 0.5, "far": 0.1})
+    means = diag.activation_by_region(run, "cams", heads)
+    np.testing.assert_allclose([means["head"], means["body"]], [0.8, 0.8], atol=1e-6)
+    (out / "logs" / "data.log").write_text("python data/make_demo_dataset.py --root x --seed 5\n")
+    assert diag.run_heads(run) is None  # another seed draws other images
