@@ -94,13 +94,24 @@ def with_flags(argv, **changes):
     return argv
 
 
+def without_flags(argv, *names):
+    """argv without the --name value pairs of `names` (those present)."""
+    argv = list(argv)
+    for name in names:
+        if f"--{name}" in argv:
+            i = argv.index(f"--{name}")
+            del argv[i:i + 2]
+    return argv
+
+
 def unsharded(argv):
     """A shard's command without its --shard flag: the whole list."""
-    argv = list(argv)
-    if "--shard" in argv:
-        i = argv.index("--shard")
-        del argv[i:i + 2]
-    return argv
+    return without_flags(argv, "shard")
+
+
+def flag_value(argv, name):
+    """The value that follows --name in argv (the flag must be there)."""
+    return argv[argv.index(f"--{name}") + 1]
 
 
 def run_scripts(*argvs):
@@ -168,7 +179,7 @@ def run_heads(run):
     images drawn again match its ground truth; otherwise None (data from elsewhere)."""
     try:
         argv = run.command("data")
-        seed = int(argv[argv.index("--seed") + 1])
+        seed = int(flag_value(argv, "seed"))
         heads, labels = rendered_heads(run.ids, seed)
     except (OSError, ValueError, IndexError):
         return None
@@ -279,8 +290,7 @@ def walk_with_ground_truth_affinity(run, work):
 def aux_update_parts(run):
     """The round-1 label update with its saliency input swapped, from the run's AuxSegNet."""
     weights = training_outputs(run.out / "aux" / "round_1" / "model")["final"]
-    train_aff = run.command("train_aff")
-    width = float(train_aff[train_aff.index("--width") + 1])
+    width = float(flag_value(run.command("train_aff"), "width"))
     net = aux_model.load_segnet(str(weights), run.num_classes, width, torch.device("cpu"))
     names = ("released update (refined CAM + fused saliency)",
              "refined CAM + the original saliency", "initial labels (CAM + saliency)")

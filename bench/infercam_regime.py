@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import data.make_demo_dataset as demo  # noqa: E402
 from bench.diagnose_demo import (Run, activation_by_region, activation_line,  # noqa: E402
-                                 best_threshold_line, rendered_heads, run_scripts, unsharded,
-                                 with_flags)
+                                 best_threshold_line, flag_value, rendered_heads, run_scripts,
+                                 unsharded, with_flags, without_flags)
 from tool.core.cli import run_main  # noqa: E402
 
 SHARDS = 2
@@ -64,16 +64,6 @@ def patched(module, **values):
             setattr(module, name, value)
 
 
-def without_flags(argv, *names):
-    """argv without the --name value pairs of `names` (those present)."""
-    argv = list(argv)
-    for name in names:
-        if f"--{name}" in argv:
-            i = argv.index(f"--{name}")
-            del argv[i:i + 2]
-    return argv
-
-
 def scaled_sizes(argv, factor):
     """train_cls.py's argv with --crop_size and both --resize_long values times `factor`."""
     argv = list(argv)
@@ -81,10 +71,6 @@ def scaled_sizes(argv, factor):
         i = argv.index(flag)
         argv[i + 1:i + 1 + count] = [str(int(v) * factor) for v in argv[i + 1:i + 1 + count]]
     return argv
-
-
-def flag_value(argv, name):
-    return argv[argv.index(f"--{name}") + 1]
 
 
 def shards(argv):
@@ -111,7 +97,7 @@ def replay(run, out, factor):
     train = with_flags(run.command("train_cls"), train_list=data / "train_aug.txt",
                        voc12_root=data, save_dir=out / "cls")
     run_scripts(scaled_sizes(train, factor) if factor != 1 else train)
-    infer = with_flags(without_flags(unsharded(run.command("infer_cls.0")),
+    infer = with_flags(without_flags(run.command("infer_cls.0"), "shard",
                                      *INFER_CLS_EXTRA_OUTPUTS),
                        infer_list=data / "train_aug.txt", out_cam=out / "cam", **lists)
     run_scripts(*shards(infer))

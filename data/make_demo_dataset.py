@@ -149,6 +149,7 @@ def object_parts(cls, rng):
                               rng.uniform(*LIMB_DISTANCE), aspect=1.0))
     head = PartSpec(spec.head_shape, spec.head, rng.uniform(*HEAD_SIZE), head_angle,
                     rng.uniform(*HEAD_DISTANCE))
+    # no draw when objects are never headless: the demo's images stay as they were
     if HEADLESS_PROB == 0 or rng.random() >= HEADLESS_PROB:
         parts.append(head)
     return parts

@@ -1,5 +1,6 @@
 """bench/diagnose_demo.py: the pieces its measured causes rest on."""
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from bench import diagnose_demo as diag
@@ -42,6 +43,19 @@ def test_unsharded_drops_only_the_shard_flag():
     argv = ["infer_cam.py", "--shard", "0/2", "--width", "0.125"]
     assert diag.unsharded(argv) == ["infer_cam.py", "--width", "0.125"]
     assert diag.unsharded(["rw.py", "--scale", "2"]) == ["rw.py", "--scale", "2"]
+
+
+def test_without_flags_drops_only_the_named_pairs():
+    argv = ["infer_cls.py", "--out_cam", "a", "--out_la_crf", "b", "--width", "0.125"]
+    assert diag.without_flags(argv, "out_la_crf", "out_ha_crf") == [
+        "infer_cls.py", "--out_cam", "a", "--width", "0.125"]
+
+
+def test_flag_value_reads_the_value_after_the_flag():
+    argv = ["make_demo_dataset.py", "--root", "x", "--seed", "4"]
+    assert diag.flag_value(argv, "seed") == "4"
+    with pytest.raises(ValueError):
+        diag.flag_value(argv, "num_train")
 
 
 def test_best_threshold_line_picks_the_sweep_threshold_with_the_highest_miou(tmp_path):

@@ -35,12 +35,6 @@ def test_patched_constants_change_the_drawn_images(tmp_path):
     assert (tmp_path / "a" / image).read_bytes() != (tmp_path / "b" / image).read_bytes()
 
 
-def test_without_flags_drops_only_the_named_pairs():
-    argv = ["infer_cls.py", "--out_cam", "a", "--out_la_crf", "b", "--width", "0.125"]
-    assert regime.without_flags(argv, "out_la_crf", "out_ha_crf") == [
-        "infer_cls.py", "--out_cam", "a", "--width", "0.125"]
-
-
 def test_scaled_sizes_multiplies_the_crop_and_both_resize_values():
     argv = ["train_cls.py", "--crop_size", "128", "--resize_long", "96", "160", "--seed", "0"]
     assert regime.scaled_sizes(argv, 2) == ["train_cls.py", "--crop_size", "256",
